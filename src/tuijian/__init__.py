@@ -1,0 +1,1 @@
+"""tuijian: personalized recommendation from raw logs to served top-K."""
