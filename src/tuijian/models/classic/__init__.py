@@ -1,0 +1,28 @@
+"""Classical recommenders: popularity, neighbourhood, content, EASE and ALS.
+
+Importing this package registers every model in it.
+"""
+
+from tuijian.models.classic.als import ALS, ALSConfig
+from tuijian.models.classic.content import ContentBased, ContentConfig
+from tuijian.models.classic.ease import EASE, EASEConfig
+from tuijian.models.classic.item_knn import ItemKNN, ItemKNNConfig
+from tuijian.models.classic.popularity import MostPopular, PopularityConfig, Random, RandomConfig
+from tuijian.models.classic.user_knn import UserKNN, UserKNNConfig
+
+__all__ = [
+    "ALS",
+    "EASE",
+    "ALSConfig",
+    "ContentBased",
+    "ContentConfig",
+    "EASEConfig",
+    "ItemKNN",
+    "ItemKNNConfig",
+    "MostPopular",
+    "PopularityConfig",
+    "Random",
+    "RandomConfig",
+    "UserKNN",
+    "UserKNNConfig",
+]
