@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 
-from tuijian.data.dataset import Dataset
-from tuijian.errors import DataError
+from tuijian.data.columns import Columns
+from tuijian.data.dataset import Dataset, build_dataset
+from tuijian.errors import ConfigError, DataError
+
+C = Columns
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,3 +62,241 @@ class Split:
             valid = base.with_interactions(pl.read_parquet(path / "valid.parquet"), name="valid")
         train = base.with_interactions(base.interactions, name="train")
         return cls(train=train, test=test, valid=valid, protocol=protocol)
+
+
+# ---- protocols ------------------------------------------------------------------------------
+# Every protocol labels each interaction row train (0), valid (1) or test (2) with vectorized
+# numpy, then `_finish` applies the unseen policy and cuts the one indexed dataset into parts.
+
+Unseen = Literal["drop", "keep"]
+TRAIN, VALID, TEST = 0, 1, 2
+_PART_COLUMN = "__part"
+_ROUNDING = "per user: n_test = floor(n*test + 0.5), n_valid = floor(n*valid + 0.5), rest train"
+
+
+def _as_dataset(data: Dataset | pl.DataFrame) -> Dataset:
+    """Index a prepared frame once (vocabularies over all its users and items) or pass through."""
+    return data if isinstance(data, Dataset) else build_dataset(data)
+
+
+def _ratios(ratios: Sequence[float]) -> tuple[float, float, float, bool]:
+    """Validate (train, [valid,] test) ratios; returns train, valid, test and whether valid."""
+    values = [float(r) for r in ratios]
+    if len(values) not in (2, 3):
+        raise ConfigError(f"split ratios need 2 or 3 parts (train, [valid,] test), got {values}")
+    if any(r < 0 for r in values) or values[0] <= 0 or abs(sum(values) - 1.0) > 1e-6:
+        raise ConfigError(
+            f"split ratios must be non-negative, train > 0 and sum to 1, got {values}"
+        )
+    if len(values) == 2:
+        return values[0], 0.0, values[1], False
+    return values[0], values[1], values[2], True
+
+
+def _tail_counts(n: np.ndarray, valid: float, test: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows per group for valid and test: half-up rounding, at least one row left for train."""
+    n_test = np.minimum(np.floor(n * test + 0.5).astype(np.int64), np.maximum(n - 1, 0))
+    n_valid = np.floor(n * valid + 0.5).astype(np.int64)
+    n_valid = np.minimum(n_valid, np.maximum(n - 1 - n_test, 0))
+    return n_valid, n_test
+
+
+def _assign_tail(
+    groups: np.ndarray, key: np.ndarray, n_valid: np.ndarray, n_test: np.ndarray
+) -> np.ndarray:
+    """Label rows per group ordered by `key` (ties: row order): last test, before it valid."""
+    n_rows = len(groups)
+    order = np.lexsort((np.arange(n_rows), key, groups))
+    sorted_groups = groups[order]
+    counts = np.bincount(groups, minlength=len(n_test))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    from_end = counts[sorted_groups] - 1 - (np.arange(n_rows) - starts[sorted_groups])
+    labels = np.full(n_rows, TRAIN, dtype=np.int8)
+    labels[from_end < n_test[sorted_groups] + n_valid[sorted_groups]] = VALID
+    labels[from_end < n_test[sorted_groups]] = TEST
+    part = np.empty(n_rows, dtype=np.int8)
+    part[order] = labels
+    return part
+
+
+def _user_counts(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    users = ds.interactions[C.user_idx].to_numpy()
+    return users, np.bincount(users, minlength=ds.n_users)
+
+
+def _timestamps(ds: Dataset, protocol: str) -> np.ndarray:
+    if not ds.has_timestamps:
+        raise DataError(f"{protocol} split needs a {C.timestamp!r} column in {ds.name}")
+    ts = ds.interactions[C.timestamp]
+    if ts.null_count():
+        raise DataError(f"{protocol} split: {ts.null_count()} rows of {ds.name} lack a timestamp")
+    return ts.to_numpy()
+
+
+def _finish(
+    ds: Dataset, part: np.ndarray, protocol: dict[str, Any], unseen: str, with_valid: bool
+) -> Split:
+    """Apply the unseen policy and cut `ds` into a Split; the protocol records every count."""
+    if unseen not in ("drop", "keep"):
+        raise ConfigError(f"unseen must be 'drop' or 'keep', got {unseen!r}")
+    users = ds.interactions[C.user_idx].to_numpy()
+    items = ds.interactions[C.item_idx].to_numpy()
+    is_train = part == TRAIN
+    dropped = {"valid": 0, "test": 0}
+    if unseen == "drop":
+        seen_user = np.bincount(users[is_train], minlength=ds.n_users) > 0
+        seen_item = np.bincount(items[is_train], minlength=ds.n_items) > 0
+        cold = ~is_train & ~(seen_user[users] & seen_item[items])
+        dropped = {
+            "valid": int(np.count_nonzero(cold & (part == VALID))),
+            "test": int(np.count_nonzero(cold & (part == TEST))),
+        }
+        part = np.where(cold, -1, part)
+    inter = ds.interactions.drop(_PART_COLUMN, strict=False)
+    names = {TRAIN: "train", VALID: "valid", TEST: "test"}
+    out: dict[str, Dataset] = {}
+    for code, name in names.items():
+        mask = part == code
+        out[name] = ds.with_interactions(inter.filter(pl.Series(mask)), name=name)
+    if not with_valid:
+        del out["valid"]
+    protocol = {
+        **protocol,
+        "unseen": unseen,
+        "rows": {name: part_ds.n_interactions for name, part_ds in out.items()},
+        "users": {name: int(part_ds.active_users.size) for name, part_ds in out.items()},
+        "dropped": dropped if with_valid else {"test": dropped["test"]},
+    }
+    return Split(out["train"], out["test"], out.get("valid"), protocol=protocol)
+
+
+def random_split(
+    data: Dataset | pl.DataFrame,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    *,
+    unseen: Unseen = "drop",
+) -> Split:
+    """Per-user random ratio split: each user's rows are shuffled with `seed` and cut.
+
+    Rounding: n_test = floor(n*test + 0.5), n_valid = floor(n*valid + 0.5), the rest train, and
+    a user always keeps at least one train row; so with 8:1:1 users with fewer than 5 rows are
+    train only. Two ratios (train, test) make no valid part.
+    """
+    ds = _as_dataset(data)
+    _, r_valid, r_test, with_valid = _ratios(ratios)
+    users, counts = _user_counts(ds)
+    n_valid, n_test = _tail_counts(counts, r_valid, r_test)
+    key = np.random.default_rng(seed).random(len(users))
+    part = _assign_tail(users, key, n_valid, n_test)
+    protocol = {"name": "random", "ratios": list(ratios), "seed": seed, "rounding": _ROUNDING}
+    return _finish(ds, part, protocol, unseen, with_valid)
+
+
+def temporal_split(
+    data: Dataset | pl.DataFrame,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    *,
+    unseen: Unseen = "drop",
+) -> Split:
+    """Global time cut: the earliest share of all rows trains, then valid, the latest test.
+
+    Rows are ordered by timestamp (ties by row order) and cut at the ratio positions, so every
+    test time is >= every valid time >= every train time. The protocol records the cut times.
+    """
+    ds = _as_dataset(data)
+    ts = _timestamps(ds, "temporal")
+    _, r_valid, r_test, with_valid = _ratios(ratios)
+    n_valid, n_test = _tail_counts(np.array([len(ts)]), r_valid, r_test)
+    part = _assign_tail(np.zeros(len(ts), dtype=np.int64), ts, n_valid, n_test)
+    cuts = {
+        name: int(ts[part == code].min())
+        for code, name in ((VALID, "valid"), (TEST, "test"))
+        if np.any(part == code)
+    }
+    protocol = {"name": "temporal", "ratios": list(ratios), "cut_times": cuts}
+    return _finish(ds, part, protocol, unseen, with_valid)
+
+
+def user_temporal_split(
+    data: Dataset | pl.DataFrame,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    *,
+    unseen: Unseen = "drop",
+) -> Split:
+    """Per-user time split: each user's earliest rows train, the latest test (random's rounding)."""
+    ds = _as_dataset(data)
+    ts = _timestamps(ds, "user-temporal")
+    _, r_valid, r_test, with_valid = _ratios(ratios)
+    users, counts = _user_counts(ds)
+    n_valid, n_test = _tail_counts(counts, r_valid, r_test)
+    part = _assign_tail(users, ts, n_valid, n_test)
+    protocol = {"name": "user-temporal", "ratios": list(ratios), "rounding": _ROUNDING}
+    return _finish(ds, part, protocol, unseen, with_valid)
+
+
+def leave_last_out_split(
+    data: Dataset | pl.DataFrame, *, valid: bool = True, unseen: Unseen = "drop"
+) -> Split:
+    """Per user by time: last row test, second to last valid, the rest train.
+
+    Users with 3+ rows get all three parts, with 2 rows train and test, with 1 row train only.
+    With `valid=False` the second to last row stays in train and there is no valid part.
+    """
+    ds = _as_dataset(data)
+    ts = _timestamps(ds, "leave-last-out")
+    users, counts = _user_counts(ds)
+    n_test = (counts >= 2).astype(np.int64)
+    n_valid = (counts >= 3).astype(np.int64) if valid else np.zeros_like(n_test)
+    part = _assign_tail(users, ts, n_valid, n_test)
+    return _finish(ds, part, {"name": "leave-last-out"}, unseen, valid)
+
+
+def fixed_split(
+    parts: Mapping[str, pl.DataFrame],
+    *,
+    unseen: Unseen = "drop",
+    item_features: pl.DataFrame | None = None,
+    user_features: pl.DataFrame | None = None,
+    name: str = "dataset",
+) -> Split:
+    """Keep given train / [valid /] test tables (e.g. LightGCN files) over shared vocabularies."""
+    unknown = sorted(set(parts) - {"train", "valid", "test"})
+    if unknown or not {"train", "test"} <= set(parts):
+        raise ConfigError(
+            f"fixed split needs parts 'train' and 'test' (optional 'valid'), got {sorted(parts)}"
+        )
+    codes = {"train": TRAIN, "valid": VALID, "test": TEST}
+    frame = pl.concat(
+        [
+            frame.with_columns(pl.lit(codes[key], dtype=pl.Int8).alias(_PART_COLUMN))
+            for key, frame in parts.items()
+        ],
+        how="diagonal_relaxed",
+    )
+    ds = build_dataset(frame, item_features=item_features, user_features=user_features, name=name)
+    part = ds.interactions[_PART_COLUMN].to_numpy()
+    return _finish(ds, part, {"name": "fixed"}, unseen, "valid" in parts)
+
+
+SPLITS: dict[str, Callable[..., Split]] = {
+    "random": random_split,
+    "temporal": temporal_split,
+    "user-temporal": user_temporal_split,
+    "leave-last-out": leave_last_out_split,
+    "fixed": fixed_split,
+}
+
+
+def make_split(name: str, data: Any, **opts: Any) -> Split:
+    """Run the split protocol called `name` ("fixed" takes a dict of part frames as `data`)."""
+    if name not in SPLITS:
+        raise ConfigError(f"unknown split {name!r}; valid: {', '.join(SPLITS)}")
+    fn = SPLITS[name]
+    accepted = list(inspect.signature(fn).parameters)[1:]
+    bad = sorted(set(opts) - set(accepted))
+    if bad:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(bad)} for the {name} split; valid: {', '.join(accepted)}"
+        )
+    return fn(data, **opts)
