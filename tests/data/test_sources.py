@@ -28,6 +28,7 @@ MAPPING = {C.user_id: "userId", C.item_id: "movieId", C.rating: "stars", C.times
 
 # ---- RawData ----------------------------------------------------------------------------------
 def pairs(users: list[str | None], items: list[str]) -> pl.DataFrame:
+    """A Utf8 user/item interactions frame."""
     return pl.DataFrame(
         {C.user_id: users, C.item_id: items}, schema={C.user_id: pl.Utf8, C.item_id: pl.Utf8}
     )
@@ -89,7 +90,7 @@ def test_parse_timestamps_accepts_numbers_and_iso_strings() -> None:
     expected = [881250949, 881250949, 1511604000, 1511604000, 1511604000, 1511568000, None]
     assert parse_timestamps(raw).to_list() == expected
     assert parse_timestamps(pl.Series([1511604000123]), unit="ms").to_list() == [1511604000]
-    with pytest.raises(DataError, match="timestamp unit"):
+    with pytest.raises(ConfigError, match="timestamp unit"):
         parse_timestamps(raw, unit="days")
 
 

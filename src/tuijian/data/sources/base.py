@@ -11,7 +11,7 @@ from typing import Any, Final
 import polars as pl
 
 from tuijian.data.columns import INTERACTION_COLUMNS, Columns
-from tuijian.errors import DataError
+from tuijian.errors import ConfigError, DataError
 
 C = Columns
 
@@ -226,7 +226,7 @@ def parse_timestamps(raw: pl.Series, unit: str = "s") -> pl.Series:
     Numbers are taken in `unit` (s, ms, us, ns); ISO strings without a zone are read as UTC.
     """
     if unit not in _TIMESTAMP_UNITS:
-        raise DataError(f"timestamp unit {unit!r} is not one of {list(_TIMESTAMP_UNITS)}")
+        raise ConfigError(f"timestamp unit {unit!r} is not one of {list(_TIMESTAMP_UNITS)}")
     scale = _TIMESTAMP_UNITS[unit]
     dtype = raw.dtype
     if dtype == pl.Date:
