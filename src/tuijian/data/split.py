@@ -102,11 +102,11 @@ def _tail_counts(n: np.ndarray, valid: float, test: float) -> tuple[np.ndarray, 
 
 
 def _assign_tail(
-    groups: np.ndarray, key: np.ndarray, n_valid: np.ndarray, n_test: np.ndarray
+    groups: np.ndarray, rank: np.ndarray, n_valid: np.ndarray, n_test: np.ndarray
 ) -> np.ndarray:
-    """Label rows per group ordered by `key` (ties: row order): last test, before it valid."""
+    """Label rows per group ordered by `rank` (distinct 0..n-1): last test, before it valid."""
     n_rows = len(groups)
-    order = np.lexsort((np.arange(n_rows), key, groups))
+    order = np.argsort(groups.astype(np.int64) * n_rows + rank)
     sorted_groups = groups[order]
     counts = np.bincount(groups, minlength=len(n_test))
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
@@ -117,6 +117,13 @@ def _assign_tail(
     part = np.empty(n_rows, dtype=np.int8)
     part[order] = labels
     return part
+
+
+def _time_rank(ts: np.ndarray) -> np.ndarray:
+    """Distinct ranks 0..n-1 of timestamps; equal times rank in row order."""
+    rank = np.empty(len(ts), dtype=np.int64)
+    rank[np.argsort(ts, kind="stable")] = np.arange(len(ts))
+    return rank
 
 
 def _user_counts(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -187,8 +194,8 @@ def random_split(
     _, r_valid, r_test, with_valid = _ratios(ratios)
     users, counts = _user_counts(ds)
     n_valid, n_test = _tail_counts(counts, r_valid, r_test)
-    key = np.random.default_rng(seed).random(len(users))
-    part = _assign_tail(users, key, n_valid, n_test)
+    shuffle = np.random.default_rng(seed).permutation(len(users))
+    part = _assign_tail(users, shuffle, n_valid, n_test)
     protocol = {"name": "random", "ratios": list(ratios), "seed": seed, "rounding": _ROUNDING}
     return _finish(ds, part, protocol, unseen, with_valid)
 
@@ -208,7 +215,7 @@ def temporal_split(
     ts = _timestamps(ds, "temporal")
     _, r_valid, r_test, with_valid = _ratios(ratios)
     n_valid, n_test = _tail_counts(np.array([len(ts)]), r_valid, r_test)
-    part = _assign_tail(np.zeros(len(ts), dtype=np.int64), ts, n_valid, n_test)
+    part = _assign_tail(np.zeros(len(ts), dtype=np.int64), _time_rank(ts), n_valid, n_test)
     cuts = {
         name: int(ts[part == code].min())
         for code, name in ((VALID, "valid"), (TEST, "test"))
@@ -230,7 +237,7 @@ def user_temporal_split(
     _, r_valid, r_test, with_valid = _ratios(ratios)
     users, counts = _user_counts(ds)
     n_valid, n_test = _tail_counts(counts, r_valid, r_test)
-    part = _assign_tail(users, ts, n_valid, n_test)
+    part = _assign_tail(users, _time_rank(ts), n_valid, n_test)
     protocol = {"name": "user-temporal", "ratios": list(ratios), "rounding": _ROUNDING}
     return _finish(ds, part, protocol, unseen, with_valid)
 
@@ -248,7 +255,7 @@ def leave_last_out_split(
     users, counts = _user_counts(ds)
     n_test = (counts >= 2).astype(np.int64)
     n_valid = (counts >= 3).astype(np.int64) if valid else np.zeros_like(n_test)
-    part = _assign_tail(users, ts, n_valid, n_test)
+    part = _assign_tail(users, _time_rank(ts), n_valid, n_test)
     return _finish(ds, part, {"name": "leave-last-out"}, unseen, valid)
 
 
