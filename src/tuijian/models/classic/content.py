@@ -26,7 +26,7 @@ class ContentConfig(ModelConfig):
     min_df: int = Field(1, ge=1)
     max_ngram: int = Field(1, ge=1, le=3)
     sublinear_tf: bool = True
-    english_stop_words: bool = True
+    english_stop_words: bool = False
 
 
 def item_documents(features: pl.DataFrame | None, dataset: Dataset) -> list[str]:

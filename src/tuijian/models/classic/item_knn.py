@@ -62,11 +62,10 @@ def item_similarity(weighted: sp.csr_matrix, k: int, shrink: float) -> sp.csr_ma
     step = rows_per_batch(n_items, SIM_BUDGET)
     parts = []
     for start in range(0, n_items, step):
-        stop = min(start + step, n_items)
-        dots = (by_item[start:stop] @ weighted).toarray()  # (b, I)
-        shrunk_cosine(dots, norms[start:stop], norms, shrink)
-        dots[np.arange(stop - start), np.arange(start, stop)] = 0.0  # no self-neighbours
-        parts.append(keep_topk(dots, k))
+        block = np.arange(start, min(start + step, n_items))
+        dots = by_item[start : start + step] @ weighted  # (b, I), sparse
+        sims = shrunk_cosine(dots, norms[block], norms, shrink, own_columns=block)
+        parts.append(keep_topk(sims, k))
     return sp.vstack(parts, format="csr")
 
 

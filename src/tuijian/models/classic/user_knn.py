@@ -34,10 +34,10 @@ class UserKNN(Recommender):
     def neighbours(self, user_idx: np.ndarray) -> sp.csr_matrix:
         """Top-k shrunk-cosine neighbours of each user: a (len(user_idx), n_users) CSR."""
         users = np.asarray(user_idx, dtype=np.int64)
-        dots = (self.user_items_[users] @ self.user_items_.T).toarray()  # (B, U)
-        shrunk_cosine(dots, self.user_norms_[users], self.user_norms_, self.config.shrink)
-        dots[np.arange(len(users)), users] = 0.0  # a user is not their own neighbour
-        return keep_topk(dots, self.config.k_neighbors)
+        dots = self.user_items_[users] @ self.user_items_.T  # (B, U), sparse
+        norms = self.user_norms_
+        sims = shrunk_cosine(dots, norms[users], norms, self.config.shrink, own_columns=users)
+        return keep_topk(sims, self.config.k_neighbors)
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
         """Neighbour similarities @ their interactions, shape (len(user_idx), n_items or len)."""
