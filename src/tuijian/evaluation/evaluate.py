@@ -1,0 +1,278 @@
+"""Evaluation protocols: full ranking (the default), sampled negatives (labelled), ratings."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from tuijian.data.columns import Columns
+from tuijian.data.dataset import Dataset
+from tuijian.data.split import Split
+from tuijian.errors import ConfigError, DataError
+from tuijian.evaluation import metrics as M
+from tuijian.models.base import Recommender
+
+DEFAULT_KS = (10, 20)
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Per-user metric values, their means, and the protocol that produced them."""
+
+    per_user: pl.DataFrame
+    summary: dict[str, float]
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> float:
+        return self.summary[key]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary, "protocol": self.protocol}
+
+    def save_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, default=str))
+
+
+def binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """The 0/1 pattern of a sparse matrix, as CSR with sorted indices."""
+    out = (matrix > 0).astype(np.float32).tocsr()
+    out.sort_indices()
+    return out
+
+
+def exclusion_matrix(parts: list[Dataset]) -> sp.csr_matrix | None:
+    """Items to hide when ranking: the union of the given parts' user-item pairs."""
+    if not parts:
+        return None
+    total = parts[0].matrix.copy()
+    for part in parts[1:]:
+        total = total + part.matrix
+    return binary(total)
+
+
+def hit_matrix(top: np.ndarray, users: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
+    """hits[u, r] = 1 when `top[u, r]` is in row `users[u]` of `truth` (vectorized lookup)."""
+    n_items = truth.shape[1]
+    rows = np.repeat(np.arange(truth.shape[0], dtype=np.int64), np.diff(truth.indptr))
+    keys = rows * n_items + truth.indices.astype(np.int64)  # sorted: CSR rows, sorted indices
+    query = users[:, None].astype(np.int64) * n_items + np.maximum(top, 0)
+    pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    return ((keys[pos] == query) & (top >= 0)).astype(np.float32)
+
+
+def category_matrix(dataset: Dataset) -> sp.csr_matrix | None:
+    """Items x categories 0/1 matrix from the item features, or None without categories."""
+    feats = dataset.item_features
+    if feats is None or Columns.categories not in feats.columns:
+        return None
+    exploded = (
+        feats.select(Columns.item_id, pl.col(Columns.categories).cast(pl.List(pl.Utf8)))
+        .explode(Columns.categories)
+        .drop_nulls()
+    )
+    idx = dataset.items.lookup(exploded[Columns.item_id]).to_numpy()
+    keep = ~np.isnan(idx.astype(np.float64))
+    if not keep.any():
+        return None
+    _, inverse = np.unique(
+        exploded[Columns.categories].to_numpy()[keep].astype(str), return_inverse=True
+    )
+    return sp.csr_matrix(
+        (np.ones(keep.sum(), np.float32), (idx[keep].astype(np.int64), inverse)),
+        shape=(dataset.n_items, int(inverse.max()) + 1),
+    )
+
+
+def rank_users(
+    model: Recommender,
+    truth: Dataset,
+    exclude: sp.csr_matrix | None,
+    k: int,
+    users: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full-ranking top-k of every user with a truth row: (users, top items, hit matrix)."""
+    truth_m = binary(truth.matrix)
+    if users is None:
+        users = truth.active_users
+    top, _ = model._rank(users, exclude, users, k, None)
+    return users, top, hit_matrix(top, users, truth_m)
+
+
+def evaluate(
+    model: Recommender,
+    split: Split,
+    *,
+    part: str = "test",
+    ks: tuple[int, ...] | list[int] = DEFAULT_KS,
+    metrics: tuple[str, ...] | None = None,
+    users: np.ndarray | None = None,
+    beyond_accuracy: bool = True,
+) -> EvaluationResult:
+    """Full-ranking evaluation over all items; train (and for test, valid) items excluded."""
+    parts = split.parts()
+    if part not in parts or part == "train":
+        raise ConfigError(f"cannot evaluate on part {part!r}; choose from valid, test")
+    exclude_names = ["train"] if part == "valid" else [p for p in ("train", "valid") if p in parts]
+    return evaluate_ranking(
+        model,
+        parts[part],
+        exclude=[parts[p] for p in exclude_names],
+        ks=ks,
+        metrics=metrics,
+        users=users,
+        beyond_accuracy=beyond_accuracy,
+        protocol={"part": part, "excluded": exclude_names, "split": split.protocol},
+        train=split.train,
+    )
+
+
+def evaluate_ranking(
+    model: Recommender,
+    truth: Dataset,
+    *,
+    exclude: list[Dataset] | None = None,
+    ks: tuple[int, ...] | list[int] = DEFAULT_KS,
+    metrics: tuple[str, ...] | None = None,
+    users: np.ndarray | None = None,
+    beyond_accuracy: bool = True,
+    protocol: dict[str, Any] | None = None,
+    train: Dataset | None = None,
+) -> EvaluationResult:
+    """Rank all items for every user of `truth`, hide the `exclude` parts, score the lists."""
+    ks = tuple(sorted({int(k) for k in ks}))
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"cut-offs must be positive integers, got {ks}")
+    names = metrics or tuple(M.RANKING_METRICS)
+    unknown = [m for m in names if m not in M.RANKING_METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {unknown}; valid: {', '.join(M.RANKING_METRICS)}")
+    if truth.n_interactions == 0:
+        raise DataError(f"{truth.name}: nothing to evaluate on (no interactions)")
+    t0 = time.perf_counter()
+    users, top, hits = rank_users(model, truth, exclusion_matrix(exclude or []), ks[-1], users)
+    n_truth = np.diff(binary(truth.matrix).indptr)[users]
+    columns: dict[str, np.ndarray] = {}
+    for k in ks:
+        for name in names:
+            columns[f"{name}@{k}"] = M.RANKING_METRICS[name](hits, n_truth, k)
+    summary = {key: float(np.mean(v)) for key, v in columns.items()}
+    if beyond_accuracy:
+        ref = train or truth
+        for k in ks:
+            summary[f"coverage@{k}"] = M.item_coverage(top[:, :k], truth.n_items)
+            summary[f"gini@{k}"] = M.gini_index(top[:, :k], truth.n_items)
+            nov = M.novelty(top[:, :k], ref.item_popularity, ref.n_users)
+            columns[f"novelty@{k}"] = nov
+            summary[f"novelty@{k}"] = float(nov.mean())
+            cats = category_matrix(ref)
+            if cats is not None:
+                ild = M.intra_list_diversity(top[:, :k], cats)
+                columns[f"diversity@{k}"] = ild
+                summary[f"diversity@{k}"] = float(ild.mean())
+    per_user = pl.DataFrame({Columns.user_id: truth.users.id(users).astype(str), **columns})
+    proto = {
+        "name": "full-ranking",
+        "ks": list(ks),
+        "n_users": len(users),
+        "n_items": int(truth.n_items),
+        "seconds": round(time.perf_counter() - t0, 4),
+        **(protocol or {}),
+    }
+    return EvaluationResult(per_user, summary, proto)
+
+
+def evaluate_sampled(
+    model: Recommender,
+    split: Split,
+    *,
+    part: str = "test",
+    n_negatives: int = 100,
+    ks: tuple[int, ...] | list[int] = DEFAULT_KS,
+    seed: int = 0,
+) -> EvaluationResult:
+    """SAMPLED protocol, only to compare with papers that used it: each truth item is ranked
+    against `n_negatives` items sampled uniformly from those the user never interacted with.
+
+    Every metric name carries the `sampled_` prefix so it is never mistaken for full ranking.
+    """
+    parts = split.parts()
+    truth = parts[part]
+    known = exclusion_matrix(list(parts.values()))
+    assert known is not None
+    rng = np.random.default_rng(seed)
+    users = truth.active_users
+    t = binary(truth.matrix)
+    case_user = np.repeat(np.arange(t.shape[0]), np.diff(t.indptr))
+    case_item = t.indices.astype(np.int64)
+    neg = rng.integers(0, truth.n_items, size=(len(case_user), n_negatives))
+    free = truth.n_items - np.diff(known.indptr)[case_user]
+    if (free < 1).any():
+        user = truth.users.id(case_user[np.argmax(free < 1)])
+        raise DataError(f"sampled evaluation: user {user!r} has no item left to sample")
+    bad = hit_matrix(neg, case_user, known) > 0
+    for _ in range(1000):  # resample the negatives that hit a known positive
+        if not bad.any():
+            break
+        neg[bad] = rng.integers(0, truth.n_items, size=int(bad.sum()))
+        bad = hit_matrix(neg, case_user, known) > 0
+    ranks = np.empty(len(case_user), dtype=np.int64)
+    order = np.argsort(case_user, kind="stable")
+    bounds = np.searchsorted(case_user[order], users, side="left")
+    ends = np.searchsorted(case_user[order], users, side="right")
+    for lo_hi in np.array_split(np.arange(len(users)), max(1, len(users) // 1024)):
+        if len(lo_hi) == 0:
+            continue
+        batch_users = users[lo_hi]
+        scores = np.asarray(model.score(batch_users), dtype=np.float32)
+        local = {int(u): j for j, u in enumerate(batch_users)}
+        for j in lo_hi:
+            rows = order[bounds[j] : ends[j]]
+            s = scores[local[int(users[j])]]
+            pos = s[case_item[rows]]
+            ranks[rows] = (s[neg[rows]] >= pos[:, None]).sum(axis=1)
+    ks = tuple(sorted(set(ks)))
+    hits = (ranks[:, None] == np.arange(ks[-1])[None, :]).astype(np.float32)
+    ones = np.ones(len(ranks), dtype=np.int64)
+    columns = {
+        f"sampled_{name}@{k}": M.RANKING_METRICS[name](hits, ones, k)
+        for k in ks
+        for name in ("hit", "ndcg", "mrr")
+    }
+    per_case = pl.DataFrame({Columns.user_id: truth.users.id(case_user).astype(str), **columns})
+    per_user = per_case.group_by(Columns.user_id, maintain_order=True).mean()
+    summary = {c: float(per_user[c].mean()) for c in columns}
+    proto = {
+        "name": "sampled",
+        "warning": "sampled metrics overestimate full-ranking quality; not comparable",
+        "n_negatives": n_negatives,
+        "seed": seed,
+        "ks": list(ks),
+        "part": part,
+        "split": split.protocol,
+    }
+    return EvaluationResult(per_user, summary, proto)
+
+
+def evaluate_ratings(model: Recommender, split: Split, *, part: str = "test") -> EvaluationResult:
+    """RMSE and MAE of predicted ratings on the part's (user, item, rating) rows."""
+    truth = split.parts()[part]
+    if not truth.has_ratings:
+        raise DataError(f"{part}: no rating column; rating metrics need explicit ratings")
+    inter = truth.interactions
+    users = inter[Columns.user_idx].to_numpy()
+    items = inter[Columns.item_idx].to_numpy()
+    pred = model.predict(users, items)
+    actual = inter[Columns.rating].to_numpy().astype(np.float64)
+    per_row = pl.DataFrame(
+        {Columns.user_id: truth.users.id(users).astype(str), "sq_error": (pred - actual) ** 2}
+    )
+    summary = {"rmse": M.rmse(pred, actual), "mae": M.mae(pred, actual)}
+    proto = {"name": "rating-prediction", "part": part, "n": len(actual), "split": split.protocol}
+    return EvaluationResult(per_row, summary, proto)
