@@ -71,7 +71,9 @@ class Vocabulary:
         return self._ids[np.asarray(idx, dtype=np.int64)]
 
     def to_frame(self) -> pl.DataFrame:
-        return pl.DataFrame({self.name: self._ids.astype(str).tolist()}, schema={self.name: pl.Utf8})
+        return pl.DataFrame(
+            {self.name: self._ids.astype(str).tolist()}, schema={self.name: pl.Utf8}
+        )
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> Vocabulary:

@@ -197,15 +197,20 @@ class Recommender(ABC):
         if isinstance(users, str | int | np.integer):
             users = [users]
         user_idx = self.users_.index(users)
-        mask = self.seen_[user_idx] if exclude_seen else sp.csr_matrix(
-            (len(user_idx), self.n_items), dtype=np.float32
+        mask = (
+            self.seen_[user_idx]
+            if exclude_seen
+            else sp.csr_matrix((len(user_idx), self.n_items), dtype=np.float32)
         )
         if exclude is not None:
             blocked = self.items_.index(exclude)
             extra = sp.csr_matrix(
                 (
                     np.ones(len(user_idx) * len(blocked), dtype=np.float32),
-                    (np.repeat(np.arange(len(user_idx)), len(blocked)), np.tile(blocked, len(user_idx))),
+                    (
+                        np.repeat(np.arange(len(user_idx)), len(blocked)),
+                        np.tile(blocked, len(user_idx)),
+                    ),
                 ),
                 shape=mask.shape,
             )
@@ -227,7 +232,7 @@ class Recommender(ABC):
         candidates: np.ndarray | None,
         batch_size: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Batched score -> mask -> top-k; row i of the result is masked by `mask[mask_rows_idx[i]]`."""
+        """Batched score, mask, top-k; result row i is masked by `mask[mask_rows_idx[i]]`."""
         self._check_fitted()
         n_cols = self.n_items if candidates is None else len(candidates)
         if mask is not None and candidates is not None:

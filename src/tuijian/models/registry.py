@@ -22,7 +22,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
 )
 
 
-def register(name: str):  # noqa: ANN201 - decorator
+def register(name: str):
     """Class decorator that registers a model under `name`; a duplicate name raises."""
 
     def deco(cls: _T) -> _T:
