@@ -1,0 +1,71 @@
+"""Losses in one place; each is the textbook formula, checked numerically in the tests."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def mse_loss(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean squared error; with `mask`, only observed entries count (AutoRec)."""
+    err = (pred - target) ** 2
+    if mask is None:
+        return err.mean()
+    return (err * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def bce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Pointwise binary cross-entropy on logits (positives 1, sampled negatives 0)."""
+    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """Bayesian personalized ranking: -mean log sigmoid(s_pos - s_neg)."""
+    return -F.logsigmoid(pos - neg).mean()
+
+
+def softmax_ce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Multinomial log-likelihood over all items: -sum_i t_i log softmax(logits)_i, per row mean.
+
+    `targets` is a (B, I) row of counts / weights (Mult-VAE, Mult-DAE) or a (B,) class index
+    (next-item sequence models).
+    """
+    log_probs = F.log_softmax(logits, dim=-1)
+    if targets.dim() == 1:
+        return F.nll_loss(log_probs, targets)
+    return -(log_probs * targets).sum(dim=-1).mean()
+
+
+def sampled_softmax_loss(
+    query: torch.Tensor,
+    item_emb: torch.Tensor,
+    log_q: torch.Tensor | None = None,
+    temperature: float = 1.0,
+    duplicates: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """In-batch sampled softmax with logQ correction (Yi et al. 2019).
+
+    Row b of `query` (B, D) should pick column b of `item_emb` (B, D) among the batch's items;
+    `log_q` (B,) is the log sampling probability of each batch item, subtracted from its logit
+    so popular items are not over-penalised; `duplicates` (B, B) True where column j is the
+    same item as the positive of row b (other than j == b), masked out.
+    """
+    logits = query @ item_emb.T / temperature  # (B, B)
+    if log_q is not None:
+        logits = logits - log_q[None, :]
+    if duplicates is not None:
+        logits = logits.masked_fill(duplicates, float("-inf"))
+    labels = torch.arange(len(query), device=query.device)
+    return F.cross_entropy(logits, labels)
+
+
+def l2_penalty(*tensors: torch.Tensor) -> torch.Tensor:
+    """Half the summed squares of the tensors (regularization of the batch's embeddings)."""
+    return sum(t.pow(2).sum() for t in tensors) / 2  # type: ignore[return-value]
+
+
+def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, 1)) summed over dimensions, mean over rows (Mult-VAE)."""
+    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=-1)).mean()
