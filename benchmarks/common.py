@@ -1,0 +1,103 @@
+"""Shared benchmark plumbing: the exact splits we and RecBole both use, and running RecBole.
+
+Every benchmark builds its split here, writes it as CSV, converts it with
+`../shared/bench/recbole/export_split.py`, and runs RecBole with `run.py` on exactly those rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tuijian.data import Split, load, prepare, random_split
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TUIJIAN_SHARED", ROOT.parent / "shared"))
+DATA = SHARED / "data"
+BENCH = SHARED / "bench" / "recbole"
+RECBOLE_PY = Path(os.environ.get("RECBOLE_VENV", "/tmp/recbole-venv")) / "bin" / "python"
+WORK = Path(os.environ.get("TUIJIAN_BENCH_DIR", "/tmp/tuijian-bench"))
+SEED = 2020
+
+DATASETS = {
+    "ml-100k": ("movielens", DATA / "ml-100k"),
+    "ml-1m": ("movielens", DATA / "ml-1m"),
+}
+
+
+def set_threads(n: int) -> None:
+    """Same thread count for torch and BLAS on both sides of a comparison."""
+    torch.set_num_threads(n)
+    os.environ["OMP_NUM_THREADS"] = str(n)
+
+
+def random_split_of(name: str, seed: int = SEED) -> Split:
+    """Ratings as implicit interactions (no filtering), random 8:1:1 per user, seeded."""
+    fmt, path = DATASETS[name]
+    raw = load(fmt, path)
+    frame, _ = prepare(raw.interactions)
+    return random_split(frame, (0.8, 0.1, 0.1), seed=seed)
+
+
+def export_for_recbole(split: Split, out: Path) -> Path:
+    """Write the split's parts as CSV and convert them to RecBole atomic files in `out/split`."""
+    out.mkdir(parents=True, exist_ok=True)
+    csv_dir = out / "csv"
+    csv_dir.mkdir(exist_ok=True)
+    for part, ds in split.parts().items():
+        ds.external().select("user_id", "item_id").write_csv(csv_dir / f"{part}.csv")
+    split_dir = out / "split"
+    if not (split_dir / "test.inter").is_file():
+        subprocess.run(
+            [
+                sys.executable,
+                str(BENCH / "export_split.py"),
+                "--train", str(csv_dir / "train.csv"),
+                "--valid", str(csv_dir / "valid.csv"),
+                "--test", str(csv_dir / "test.csv"),
+                "--out-dir", str(split_dir),
+            ],
+            check=True,
+        )  # fmt: skip
+    return split_dir
+
+
+def run_recbole(
+    model: str, split_dir: Path, out_json: Path, *, threads: int = 1, args: list[str] = ()
+) -> dict[str, Any]:
+    """Run RecBole's `model` on our split (its venv, see ../shared/bench/README.md)."""
+    if not RECBOLE_PY.is_file():
+        raise SystemExit(f"RecBole venv missing: run `bash {BENCH}/setup.sh` first")
+    cmd = [
+        str(RECBOLE_PY), str(BENCH / "run.py"), "--model", model,
+        "--train", str(split_dir / "train.inter"),
+        "--valid", str(split_dir / "valid.inter"),
+        "--test", str(split_dir / "test.inter"),
+        "--threads", str(threads), "--out", str(out_json), *args,
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True, cwd=SHARED)
+    return json.loads(out_json.read_text())
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Timer:
+    """`with Timer() as t: ...; t.seconds`."""
+
+    def __enter__(self) -> Timer:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.start
