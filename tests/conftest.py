@@ -9,11 +9,15 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 from tuijian.data import Columns, Dataset, build_dataset
 
 C = Columns
+# One thread for torch and BLAS: the suite runs on 2 shared cores, where two threads per
+# process wait on each other and run many times slower.
 torch.set_num_threads(1)
+threadpool_limits(1)
 
 SHARED_DATA = Path(
     os.environ.get("TUIJIAN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
