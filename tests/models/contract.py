@@ -31,7 +31,10 @@ C = Columns
 TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "als": {"factors": 8, "iterations": 3, "num_threads": 1},
     "ease": {"l2": 5.0},
+    "gmf": {"embedding_size": 8, "epochs": 2, "threads": 1},
     "itemknn": {"k_neighbors": 5},
+    "mlp": {"embedding_size": 8, "mlp_layers": (16, 8), "epochs": 2, "threads": 1},
+    "neumf": {"embedding_size": 8, "mlp_layers": (16, 8), "epochs": 2, "threads": 1},
     "userknn": {"k_neighbors": 4},
 }
 

@@ -1,0 +1,328 @@
+"""Neural Collaborative Filtering (He et al. 2017): GMF, MLP and NeuMF with pre-training.
+
+One module holds both branches; GMF uses only the element-wise product branch, MLP only the
+tower over concatenated embeddings, NeuMF both, joined by one prediction layer:
+
+    gmf(u, i) = p_u * q_i                                   # (d,)
+    mlp(u, i) = tower([p'_u; q'_i])                          # (h_L,)
+    logit(u, i) = w . [gmf(u, i); mlp(u, i)] + b
+
+Training is pointwise BCE on each positive and `n_negatives` sampled negatives (or BPR).
+Full ranking is fast: the GMF part is one matmul, `u @ (Q * w_gmf).T`, and the tower's first
+layer splits into a user half and an item half, `W1 [u; i] = W1u u + W1i i`, both computed once
+per batch, so only the layers after the first run on every (user, item) pair, in bounded chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+
+from tuijian.data.dataset import Dataset
+from tuijian.errors import ConfigError
+from tuijian.models.base import Recommender
+from tuijian.models.neural import TorchConfig, TorchRecommender
+from tuijian.models.registry import register
+from tuijian.nn.losses import bce_loss, bpr_loss
+from tuijian.nn.mlp import MLP
+from tuijian.nn.sampling import NegativeSampler
+
+# (user, item) pairs pushed through the tower at once when scoring: bounds memory to about
+# PAIR_CHUNK x widest layer floats (32k x 128 x 4 B = 16 MB) and keeps blocks cache-friendly.
+PAIR_CHUNK = 1 << 15
+
+
+class NCFConfig(TorchConfig):
+    """Settings shared by GMF, MLP and NeuMF.
+
+    `batch_size` counts scored pairs (a positive and its negatives), as RecBole counts them.
+    """
+
+    embedding_size: int = Field(64, ge=1)
+    n_negatives: int = Field(4, ge=1)
+    loss: Literal["bce", "bpr"] = "bce"
+    init_std: float = Field(0.01, gt=0)
+
+
+class GMFConfig(NCFConfig):
+    """Generalized matrix factorization: `embedding_size` factors per user and item."""
+
+
+class MLPConfig(NCFConfig):
+    """MLP over concatenated user and item embeddings (`embedding_size` each)."""
+
+    mlp_layers: tuple[int, ...] = Field((128, 64), min_length=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    activation: Literal["relu", "tanh", "sigmoid", "gelu"] = "relu"
+
+
+class NeuMFConfig(MLPConfig):
+    """NeuMF: a GMF branch (`embedding_size`) and an MLP branch (`mlp_embedding_size`).
+
+    With `pretrained_gmf` and `pretrained_mlp` (folders of saved `gmf` and `mlp` models fitted
+    on the same data) both branches start from those weights and the prediction layer is
+    `[alpha * w_gmf; (1 - alpha) * w_mlp]`; the paper then trains with plain SGD
+    (`optimizer="sgd", momentum=0`).
+    """
+
+    mlp_embedding_size: int | None = Field(None, ge=1)
+    pretrained_gmf: str | None = None
+    pretrained_mlp: str | None = None
+    alpha: float = Field(0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _both_or_no_pretrained(self) -> NeuMFConfig:
+        if (self.pretrained_gmf is None) != (self.pretrained_mlp is None):
+            raise ValueError("set both pretrained_gmf and pretrained_mlp, or neither")
+        return self
+
+
+class NCFNet(nn.Module):
+    """Embeddings of the GMF and/or MLP branch, the MLP tower and the prediction layer.
+
+    Args:
+        n_users, n_items: vocabulary sizes.
+        gmf_size: GMF embedding size (0: no GMF branch).
+        mlp_size: MLP embedding size per side (0: no MLP branch).
+        layers: the tower's layer sizes after the concatenated input of 2 * mlp_size.
+        dropout, activation: of the tower.
+        init_std: standard deviation of the Gaussian embedding initialisation.
+    """
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        gmf_size: int,
+        mlp_size: int,
+        layers: tuple[int, ...] = (),
+        dropout: float = 0.0,
+        activation: str = "relu",
+        init_std: float = 0.01,
+    ) -> None:
+        super().__init__()
+        self.gmf_size, self.mlp_size = gmf_size, mlp_size
+        width = 0
+        if gmf_size:
+            self.gmf_user = nn.Embedding(n_users, gmf_size)
+            self.gmf_item = nn.Embedding(n_items, gmf_size)
+            width += gmf_size
+        if mlp_size:
+            self.mlp_user = nn.Embedding(n_users, mlp_size)
+            self.mlp_item = nn.Embedding(n_items, mlp_size)
+            self.tower = MLP([2 * mlp_size, *layers], dropout, activation)
+            width += self.tower.output_size
+        self.predict = nn.Linear(width, 1)
+        for module in self.modules():
+            if isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=init_std)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Logits of every (users[b], items[b, j]) pair, the plain way: (B,), (B, J) -> (B, J)."""
+        features = []
+        if self.gmf_size:
+            features.append(self.gmf_user(users)[:, None, :] * self.gmf_item(items))  # (B, J, d)
+        if self.mlp_size:
+            user = self.mlp_user(users)[:, None, :].expand(-1, items.shape[1], -1)  # (B, J, m)
+            features.append(self.tower(torch.cat([user, self.mlp_item(items)], dim=-1)))
+        return self.predict(torch.cat(features, dim=-1)).squeeze(-1)  # (B, J)
+
+    def item_side(self) -> dict[str, torch.Tensor]:
+        """Per-item parts of the scores, computed once per set of weights (see `score_block`)."""
+        out = {}
+        if self.gmf_size:
+            w_gmf = self.predict.weight[0, : self.gmf_size]
+            out["gmf"] = self.gmf_item.weight * w_gmf  # (I, d)
+        if self.mlp_size:
+            first = self.tower.linears[0].weight  # (h1, 2m): [user half | item half]
+            out["mlp"] = self.mlp_item.weight @ first[:, self.mlp_size :].T  # (I, h1)
+        return out
+
+    def score_block(
+        self, users: torch.Tensor, items: dict[str, torch.Tensor], chunk: int = PAIR_CHUNK
+    ) -> torch.Tensor:
+        """Logits of every user against every item of `items` (from `item_side`): (B, I)."""
+        n_items = next(iter(items.values())).shape[0]
+        out = self.predict.bias.expand(len(users), n_items).clone()  # (B, I)
+        if self.gmf_size:
+            out.addmm_(self.gmf_user(users), items["gmf"].T)
+        if self.mlp_size:
+            tower = self.tower
+            first = tower.linears[0]
+            user_part = self.mlp_user(users) @ first.weight[:, : self.mlp_size].T + first.bias
+            w_mlp = self.predict.weight[0, self.gmf_size :]  # (h_L,)
+            rows = max(1, chunk // max(n_items, 1))
+            for start in range(0, len(users), rows):
+                sl = slice(start, start + rows)
+                h = tower.activate(0, user_part[sl, None, :] + items["mlp"][None])  # (b, I, h1)
+                for index in range(1, len(tower.linears)):
+                    h = tower.layer(index, h)  # (b, I, h_k)
+                out[sl] += h @ w_mlp  # (b, I)
+        return out
+
+
+class _NCFRecommender(TorchRecommender):
+    """Shared training and scoring of the three NCF models (they differ in branch sizes)."""
+
+    config: NCFConfig
+
+    def _branch_sizes(self) -> tuple[int, int]:
+        """(GMF embedding size, MLP embedding size); 0 turns a branch off."""
+        raise NotImplementedError
+
+    def build_module(self) -> NCFNet:
+        cfg = self.config
+        gmf_size, mlp_size = self._branch_sizes()
+        return NCFNet(
+            len(self.users_),
+            len(self.items_),
+            gmf_size,
+            mlp_size,
+            getattr(cfg, "mlp_layers", ()),
+            getattr(cfg, "dropout", 0.0),
+            getattr(cfg, "activation", "relu"),
+            cfg.init_std,
+        )
+
+    def prepare_data(self, train: Dataset) -> None:
+        """Positive (user, item) pairs of `train` and a sampler of each user's negatives."""
+        pairs = self.seen_.tocoo()
+        self._pos_users = pairs.row.astype(np.int64)
+        self._pos_items = pairs.col.astype(np.int64)
+        self._sampler = NegativeSampler(self.seen_)
+
+    def batches(self, train: Dataset, rng: np.random.Generator) -> Iterator[Any]:
+        """(users (B,), items (B, 1 + n_negatives)): column 0 is the positive."""
+        cfg = self.config
+        pairs_per_positive = cfg.n_negatives + (1 if cfg.loss == "bce" else 0)
+        per_batch = max(1, cfg.batch_size // pairs_per_positive)
+        order = rng.permutation(len(self._pos_users))
+        for start in range(0, len(order), per_batch):
+            rows = order[start : start + per_batch]
+            users = self._pos_users[rows]
+            negatives = self._sampler.sample(users, cfg.n_negatives, rng)  # (B, n)
+            items = np.concatenate([self._pos_items[rows, None], negatives], axis=1)
+            yield torch.from_numpy(users).to(self.device), torch.from_numpy(items).to(self.device)
+
+    def compute_loss(self, batch: Any) -> torch.Tensor:
+        users, items = batch
+        logits = self.module_(users, items)  # (B, 1 + n)
+        if self.config.loss == "bpr":
+            return bpr_loss(logits[:, :1], logits[:, 1:])
+        labels = torch.zeros_like(logits)
+        labels[:, 0] = 1.0
+        return bce_loss(logits, labels)
+
+    def invalidate_cache(self) -> None:
+        self._item_cache: dict[str, torch.Tensor] | None = None
+
+    def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> torch.Tensor:
+        """Logits (len(user_idx), n_items or len(item_idx)), by the chunked fast path."""
+        self._check_fitted()
+        with torch.no_grad():
+            if getattr(self, "_item_cache", None) is None:
+                self._item_cache = self.module_.item_side()
+            items = self._item_cache
+            if item_idx is not None:
+                sel = torch.as_tensor(np.asarray(item_idx, dtype=np.int64), device=self.device)
+                items = {key: value[sel] for key, value in items.items()}
+            users = torch.as_tensor(np.asarray(user_idx, dtype=np.int64), device=self.device)
+            return self.module_.score_block(users, items)
+
+
+@register("gmf")
+class GMF(_NCFRecommender):
+    """Generalized matrix factorization: logit = w . (p_u * q_i) + b, trained with BCE."""
+
+    config_class = GMFConfig
+    config: GMFConfig
+
+    def _branch_sizes(self) -> tuple[int, int]:
+        return self.config.embedding_size, 0
+
+
+@register("mlp")
+class NCFMLP(_NCFRecommender):
+    """NCF's MLP: an MLP tower over concatenated user and item embeddings."""
+
+    config_class = MLPConfig
+    config: MLPConfig
+
+    def _branch_sizes(self) -> tuple[int, int]:
+        return 0, self.config.embedding_size
+
+
+@register("neumf")
+class NeuMF(_NCFRecommender):
+    """NeuMF: GMF and MLP branches with their own embeddings, fused in one prediction layer."""
+
+    config_class = NeuMFConfig
+    config: NeuMFConfig
+    pretrained_kinds: ClassVar[dict[str, type[Recommender]]] = {
+        "pretrained_gmf": GMF,
+        "pretrained_mlp": NCFMLP,
+    }
+
+    def _branch_sizes(self) -> tuple[int, int]:
+        cfg = self.config
+        return cfg.embedding_size, cfg.mlp_embedding_size or cfg.embedding_size
+
+    def prepare_data(self, train: Dataset) -> None:
+        """Batches as for every NCF model, plus the pre-trained branches when configured."""
+        super().prepare_data(train)
+        self._pretrained = (
+            (self._load_branch("pretrained_gmf"), self._load_branch("pretrained_mlp"))
+            if self.config.pretrained_gmf
+            else None
+        )
+
+    def build_module(self) -> NCFNet:
+        """A fresh module; during `fit` with pre-trained branches, initialised from them."""
+        net = super().build_module()
+        pretrained, self._pretrained = getattr(self, "_pretrained", None), None
+        if pretrained is not None:
+            init_from_branches(net, pretrained[0].module_, pretrained[1].module_, self.config.alpha)
+        return net
+
+    def _load_branch(self, field: str) -> _NCFRecommender:
+        """Load the saved model named by config `field` and check it fits this NeuMF."""
+        path = Path(getattr(self.config, field))
+        kind = self.pretrained_kinds[field]
+        model = Recommender.load(path)
+        if not isinstance(model, kind):
+            raise ConfigError(f"{field}={path}: holds a {model.name!r} model, not {kind.name!r}")
+        gmf_size, mlp_size = self._branch_sizes()
+        want = gmf_size if kind is GMF else mlp_size
+        if model.config.embedding_size != want:
+            raise ConfigError(
+                f"{field}={path}: embedding_size {model.config.embedding_size}, NeuMF needs {want}"
+            )
+        if kind is NCFMLP and tuple(model.config.mlp_layers) != self.config.mlp_layers:
+            raise ConfigError(
+                f"{field}={path}: mlp_layers {list(model.config.mlp_layers)}, "
+                f"NeuMF has {list(self.config.mlp_layers)}"
+            )
+        if model.users_ != self.users_ or model.items_ != self.items_:
+            raise ConfigError(f"{field}={path}: fitted on other users or items than this data")
+        return model  # type: ignore[return-value]
+
+
+def init_from_branches(net: NCFNet, gmf: NCFNet, mlp: NCFNet, alpha: float) -> None:
+    """Copy a fitted GMF and MLP into NeuMF's branches; predict = [alpha w_gmf; (1-alpha) w_mlp].
+
+    Before any training the NeuMF logit is then alpha * GMF logit + (1 - alpha) * MLP logit.
+    """
+    state = net.state_dict()
+    state.update({k: v for k, v in gmf.state_dict().items() if k.startswith("gmf_")})
+    state.update({k: v for k, v in mlp.state_dict().items() if k.startswith(("mlp_", "tower."))})
+    state["predict.weight"] = torch.cat(
+        [alpha * gmf.predict.weight, (1 - alpha) * mlp.predict.weight], dim=1
+    )
+    state["predict.bias"] = alpha * gmf.predict.bias + (1 - alpha) * mlp.predict.bias
+    net.load_state_dict(state)
