@@ -1,0 +1,258 @@
+"""What the commands share: consoles, option merging, folders, tables and fit-then-evaluate."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import polars as pl
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tuijian.config import CommandOptions, FileConfig, by_name, coerce, merge_options
+from tuijian.data import Columns, Dataset, PrepareReport, Split
+from tuijian.errors import DataError
+from tuijian.evaluation import EvaluationResult, evaluate
+from tuijian.models.base import Recommender
+from tuijian.training import Trainer
+
+C = Columns
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+FIT_FILE = "fit.json"
+"""Written next to a saved model by `train`: the data folder it was fitted on and the time."""
+
+_M = TypeVar("_M", bound=CommandOptions)
+
+
+@dataclass
+class State:
+    """Global flags, kept on the typer context for every command."""
+
+    debug: bool = False
+    config: FileConfig = field(default_factory=FileConfig)
+
+
+def state(ctx: typer.Context) -> State:
+    """The global state of this invocation (a fresh one when the root callback did not run)."""
+    return ctx.obj if isinstance(ctx.obj, State) else State()
+
+
+def options(ctx: typer.Context, section: str, model: type[_M]) -> _M:
+    """The command's options: defaults < config file table `section` < flags typed here."""
+    typed = {k: v for k, v in ctx.params.items() if v is not None and v != () and v != []}
+    given = {k: v for k, v in by_name(model, typed).items() if k in model.model_fields}
+    return merge_options(model, section, state(ctx).config, given)
+
+
+def require(value: Any, flag: str) -> Any:
+    """`value`, or a usage error saying that `flag` is needed (here or in the config file)."""
+    if value is None or value == []:
+        raise typer.BadParameter("required: give it here or in a --config file", param_hint=flag)
+    return value
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for an error the CLI reports without a traceback."""
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        text = f"{exc.title}.{loc}: {err['msg']} (got {err.get('input')!r})"
+    elif isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.strerror or type(exc).__name__}: {exc.filename}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def print_error(exc: BaseException) -> None:
+    """Print `error: ...` in red on stderr, on one line whatever the terminal width."""
+    err_console.print(Text(f"error: {error_message(exc)}", style="bold red"), soft_wrap=True)
+
+
+# ---- folders ----------------------------------------------------------------------------------
+def fresh_folder(path: Path, marker: str, kind: str, patterns: Sequence[str]) -> Path:
+    """Make `path` ready to write: created if absent; a previous output of the same kind
+    (holding `marker`) is cleared of its files matching `patterns`; any other non-empty folder is
+    refused, so nothing unrelated is overwritten and no stale file is read back later."""
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{path} is a file; {kind} needs a folder")
+    if path.is_dir() and any(path.iterdir()):
+        if not (path / marker).is_file():
+            raise DataError(f"{path} is not empty and not a {kind} folder; choose another")
+        for pattern in patterns:
+            for old in path.glob(pattern):
+                if old.is_file():
+                    old.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def model_folder(path: Path) -> Path:
+    """`fresh_folder` for a saved model."""
+    return fresh_folder(path, "config.json", "saved model", ("*.npz", "*.parquet", "*.json*"))
+
+
+def data_folder(path: Path) -> Path:
+    """`fresh_folder` for prepared data."""
+    return fresh_folder(path, "split.json", "prepared data", ("*.parquet", "*.json"))
+
+
+def fitted_on(model_dir: Path) -> Path | None:
+    """The data folder a model saved by `train` was fitted on, if recorded and still there."""
+    record = model_dir / FIT_FILE
+    if not record.is_file():
+        return None
+    data = Path(json.loads(record.read_text())["data"])
+    return data if (data / "split.json").is_file() else None
+
+
+def check_same_data(model: Recommender, split: Split, model_dir: Path, data: Path) -> None:
+    """Refuse to score a model with data whose user / item ids it was not fitted on."""
+    if model.users_ != split.train.users or model.items_ != split.train.items:
+        raise DataError(
+            f"{model_dir} was fitted on other data than {data} (user or item ids differ); "
+            f"train it on {data} first"
+        )
+
+
+# ---- models -----------------------------------------------------------------------------------
+def coerce_overrides(model_cls: type[Recommender], values: Mapping[str, Any]) -> dict[str, Any]:
+    """String parameter values converted to the types of the model's config fields."""
+    fields = model_cls.config_class.model_fields
+    return {
+        key: coerce(value, fields[key].annotation) if key in fields else value
+        for key, value in values.items()
+    }
+
+
+def make_trainer(log_path: Path | None = None) -> Trainer:
+    """A `Trainer` logging epochs to `log_path` (torch models use it; others ignore it)."""
+    return Trainer(log_path=log_path)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A model fitted and evaluated: its result and how long each stage took."""
+
+    name: str
+    model: Recommender
+    result: EvaluationResult
+    fit_seconds: float
+    evaluate_seconds: float
+
+    def row(self) -> dict[str, float]:
+        """Every metric@k plus the timings (one entry of the compare JSON)."""
+        return {
+            **self.result.summary,
+            "fit_seconds": round(self.fit_seconds, 4),
+            "evaluate_seconds": round(self.evaluate_seconds, 4),
+        }
+
+
+def fit_and_evaluate(
+    name: str,
+    model: Recommender,
+    split: Split,
+    ks: Sequence[int],
+    log_path: Path | None = None,
+) -> Outcome:
+    """Fit on train (valid given for early stopping), evaluate on test, report one line."""
+    console.print(f"  fitting [bold]{name}[/] ...")
+    start = time.perf_counter()
+    model.fit(split.train, valid=split.valid, trainer=make_trainer(log_path))
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    result = evaluate(model, split, part="test", ks=tuple(ks))
+    evaluate_seconds = time.perf_counter() - start
+    k = min(ks)
+    console.print(
+        f"  [green]done[/] {name}: fit {fit_seconds:.1f} s, evaluate {evaluate_seconds:.1f} s, "
+        f"ndcg@{k} {result.summary[f'ndcg@{k}']:.4f}"
+    )
+    return Outcome(name, model, result, fit_seconds, evaluate_seconds)
+
+
+# ---- tables -----------------------------------------------------------------------------------
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def prepare_table(report: PrepareReport) -> Table:
+    """What each preparation step kept and removed."""
+    table = Table(title="prepare", title_justify="left")
+    for name in ("step", "rows", "removed", "users", "items", "setting"):
+        table.add_column(name, justify="left" if name in ("step", "setting") else "right")
+    for step in report.to_rows():
+        table.add_row(
+            step["step"],
+            _n(step["rows_after"]),
+            _n(step["rows_removed"]),
+            _n(step["users_after"]),
+            _n(step["items_after"]),
+            step["detail"],
+        )
+    return table
+
+
+def split_table(split: Split) -> Table:
+    """Rows and users per part, and the cold rows the unseen policy dropped."""
+    proto = split.protocol
+    title = f"split: {proto.get('name', '?')}"
+    if "ratios" in proto:
+        title += " " + ":".join(f"{r:g}" for r in proto["ratios"])
+    if "seed" in proto:
+        title += f" (seed {proto['seed']})"
+    table = Table(title=title, title_justify="left")
+    for name in ("part", "rows", "users", "dropped (unseen)"):
+        table.add_column(name, justify="left" if name == "part" else "right")
+    dropped = proto.get("dropped", {})
+    for part in ("train", "valid", "test"):
+        ds = split.parts().get(part)
+        if ds is None:
+            continue
+        table.add_row(
+            part, _n(ds.n_interactions), _n(len(ds.active_users)), _n(dropped.get(part, 0))
+        )
+    return table
+
+
+def metrics_table(summary: Mapping[str, float], title: str) -> Table:
+    """Metrics as rows and cut-offs as columns (`ndcg@10` goes to row ndcg, column @10)."""
+    grid: dict[str, dict[str, float]] = {}
+    ks: list[str] = []
+    for key, value in summary.items():
+        metric, _, k = key.partition("@")
+        grid.setdefault(metric, {})[k] = value
+        if k not in ks:
+            ks.append(k)
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    for k in ks:
+        table.add_column(f"@{k}" if k else "", justify="right")
+    for metric, row in grid.items():
+        table.add_row(metric, *(f"{row[k]:.4f}" if k in row else "" for k in ks))
+    return table
+
+
+def item_titles(data: Dataset | None) -> dict[str, str]:
+    """External item id -> title, from the item features when they have titles."""
+    feats = None if data is None else data.item_features
+    if feats is None or C.title not in feats.columns:
+        return {}
+    frame = feats.select(pl.col(C.item_id).cast(pl.Utf8), pl.col(C.title).cast(pl.Utf8))
+    return dict(frame.drop_nulls().iter_rows())
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write `payload` as indented JSON and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    console.print(f"wrote {path}")

@@ -1,0 +1,217 @@
+"""`tuijian train / evaluate / compare / recommend / models`: fit, score and query models."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from tuijian.cli.common import (
+    FIT_FILE,
+    Outcome,
+    check_same_data,
+    coerce_overrides,
+    console,
+    fit_and_evaluate,
+    fitted_on,
+    item_titles,
+    make_trainer,
+    metrics_table,
+    model_folder,
+    options,
+    require,
+    write_json,
+)
+from tuijian.config import CompareOptions, EvaluateOptions, RecommendOptions, TrainOptions
+from tuijian.data import Split
+from tuijian.errors import ConfigError
+from tuijian.evaluation import evaluate
+from tuijian.models.base import Recommender
+from tuijian.models.registry import available_models, get_model_class
+
+ModelArg = Annotated[str, typer.Argument(metavar="MODEL", help="A registered model name.")]
+DataOpt = Annotated[Path | None, typer.Option(help="Prepared data folder (data prepare / synth).")]
+KsOpt = Annotated[
+    str | None, typer.Option("--k", help="Cut-offs, e.g. 10,20.", show_default="10,20")
+]
+JsonFileOpt = Annotated[Path | None, typer.Option("--json", help="Also write the result here.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Model parameter key=value.")]
+
+
+def build_model(name: str, values: dict[str, Any]) -> Recommender:
+    """A registered model with parameters from `--set` (strings converted to field types)."""
+    model_cls = get_model_class(name)
+    return model_cls(**coerce_overrides(model_cls, values))
+
+
+def _data_for(model_dir: Path, data: Path | None, needed: bool) -> Path | None:
+    """`--data`, else the folder the model was fitted on (recorded by `train`)."""
+    if data is not None:
+        return data
+    recorded = fitted_on(model_dir)
+    if recorded is None and needed:
+        return require(None, "--data")
+    return recorded
+
+
+def train_command(
+    ctx: typer.Context,
+    model: ModelArg,
+    data: DataOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Folder to save the fitted model to.")] = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Fit MODEL on the train part of --data (valid for early stopping) and save it to --out."""
+    opts = options(ctx, "train", TrainOptions)
+    data_dir = require(opts.data, "--data")
+    out_dir = require(opts.out, "--out")
+    recommender = build_model(model, opts.overrides)
+    split = Split.load(data_dir)
+    model_folder(out_dir)
+    console.print(f"fitting [bold]{model}[/] on {split.train!r}")
+    start = time.perf_counter()
+    recommender.fit(
+        split.train, valid=split.valid, trainer=make_trainer(out_dir / "train_log.jsonl")
+    )
+    seconds = time.perf_counter() - start
+    recommender.save(out_dir)
+    record = {"model": model, "data": str(data_dir.resolve()), "fit_seconds": round(seconds, 4)}
+    (out_dir / FIT_FILE).write_text(json.dumps(record, indent=2))
+    console.print(f"fitted in {seconds:.2f} s; saved to [bold]{out_dir}[/]")
+
+
+def evaluate_command(
+    ctx: typer.Context,
+    model_dir: Annotated[Path, typer.Argument(help="A folder written by `tuijian train`.")],
+    data: DataOpt = None,
+    k: KsOpt = None,
+    part: Annotated[str | None, typer.Option(help="test or valid.", show_default="test")] = None,
+    json_path: JsonFileOpt = None,
+) -> None:
+    """Full-ranking evaluation of a saved model (its training items excluded)."""
+    opts = options(ctx, "evaluate", EvaluateOptions)
+    recommender = Recommender.load(model_dir)
+    data_dir = _data_for(model_dir, opts.data, needed=True)
+    split = Split.load(data_dir)
+    check_same_data(recommender, split, model_dir, data_dir)
+    result = evaluate(recommender, split, part=opts.part, ks=tuple(opts.k))
+    proto = result.protocol
+    title = (
+        f"{recommender.name} on {opts.part}: full ranking over {proto['n_items']:,} items, "
+        f"{proto['n_users']:,} users"
+    )
+    console.print(metrics_table(result.summary, title))
+    if opts.json_path is not None:
+        write_json(opts.json_path, result.to_dict())
+
+
+def compare_command(
+    ctx: typer.Context,
+    models: Annotated[list[str], typer.Argument(metavar="MODEL...", help="Model names.")],
+    data: DataOpt = None,
+    k: KsOpt = None,
+    json_path: JsonFileOpt = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Parameter of one model: model.key=value, e.g. ease.l2=200."),
+    ] = None,
+) -> None:
+    """Train and evaluate each MODEL on the same split; a table sorted by NDCG."""
+    opts = options(ctx, "compare", CompareOptions)
+    data_dir = require(opts.data, "--data")
+    stray = sorted(set(opts.overrides) - set(models))
+    if stray:
+        raise ConfigError(f"--set names model(s) {', '.join(stray)} not being compared")
+    built = {name: build_model(name, opts.overrides.get(name, {})) for name in models}
+    split = Split.load(data_dir)
+    console.print(f"comparing {len(built)} models on {split.train!r}")
+    outcomes = [fit_and_evaluate(name, model, split, opts.k) for name, model in built.items()]
+    console.print(compare_table(outcomes, min(opts.k)))
+    if opts.json_path is not None:
+        protocol = {k: v for k, v in outcomes[0].result.protocol.items() if k != "seconds"}
+        payload: dict[str, Any] = {o.name: o.row() for o in outcomes}
+        write_json(opts.json_path, {**payload, "protocol": protocol})
+
+
+def compare_table(outcomes: list[Outcome], k: int, title: str = "comparison") -> Table:
+    """One row per model, best NDCG@k first: accuracy, catalogue coverage and timings."""
+    table = Table(title=f"{title} (full ranking, test part, sorted by NDCG@{k})")
+    table.add_column("model")
+    for name in (f"NDCG@{k}", f"Recall@{k}", f"HR@{k}", f"coverage@{k}", "fit s", "eval s"):
+        table.add_column(name, justify="right")
+    ranked = sorted(outcomes, key=lambda o: o.result.summary[f"ndcg@{k}"], reverse=True)
+    for o in ranked:
+        s = o.result.summary
+        table.add_row(
+            o.name,
+            f"{s[f'ndcg@{k}']:.4f}",
+            f"{s[f'recall@{k}']:.4f}",
+            f"{s[f'hit@{k}']:.4f}",
+            f"{s[f'coverage@{k}']:.3f}",
+            f"{o.fit_seconds:.2f}",
+            f"{o.evaluate_seconds:.2f}",
+        )
+    return table
+
+
+def recommend_command(
+    ctx: typer.Context,
+    model_dir: Annotated[Path, typer.Argument(help="A folder written by `tuijian train`.")],
+    user: Annotated[list[str] | None, typer.Option(help="A user id; repeatable.")] = None,
+    k: Annotated[
+        int | None, typer.Option("-k", "--k", help="List length.", show_default="10")
+    ] = None,
+    json_out: Annotated[
+        bool | None, typer.Option("--json", help="Print JSON instead of tables.")
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Prepared data for item titles (default: the data it was fitted on)."),
+    ] = None,
+) -> None:
+    """Top-k items for each --user, best first, with titles when the data has them."""
+    opts = options(ctx, "recommend", RecommendOptions)
+    users = require(opts.user, "--user")
+    recommender = Recommender.load(model_dir)
+    lists = recommender.recommend(users, k=opts.k)
+    data_dir = _data_for(model_dir, opts.data, needed=False)
+    titles = item_titles(Split.load(data_dir).train) if data_dir is not None else {}
+    if opts.json_out:
+        payload = {
+            str(u): [
+                {"rank": r + 1, "item_id": str(i), "score": float(s)}
+                | ({"title": titles.get(str(i))} if titles else {})
+                for r, (i, s) in enumerate(zip(items.ids, items.scores, strict=True))
+            ]
+            for u, items in zip(users, lists, strict=True)
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    for u, items in zip(users, lists, strict=True):
+        table = Table(title=f"{recommender.name}: top {opts.k} for user {u}", title_justify="left")
+        for name in ("rank", "item", "title", "score"):
+            table.add_column(name, justify="right" if name in ("rank", "score") else "left")
+        for r, (i, s) in enumerate(zip(items.ids, items.scores, strict=True)):
+            table.add_row(str(r + 1), str(i), titles.get(str(i), ""), f"{s:.4f}")
+        console.print(table)
+
+
+def models_command() -> None:
+    """List the registered models with their parameters and defaults."""
+    table = Table(title="registered models (tuijian train MODEL --set key=value)")
+    table.add_column("model", style="bold")
+    table.add_column("what it does")
+    table.add_column("parameters (defaults)")
+    for name in available_models():
+        cls = get_model_class(name)
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        fields = cls.config_class.model_fields
+        params = ", ".join(
+            f"{key}={info.get_default(call_default_factory=True)!r}" for key, info in fields.items()
+        )
+        table.add_row(name, doc, params)
+    console.print(table)

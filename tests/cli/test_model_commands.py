@@ -1,0 +1,106 @@
+"""`tuijian train / evaluate / recommend / compare / models` round trips on the tiny shop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import ok
+from tuijian.data import Split
+from tuijian.evaluation import evaluate
+from tuijian.models.base import Recommender
+
+MODELS = ("pop", "ease", "itemknn")
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data: Path) -> dict[str, Path]:
+    """pop, ease (l2 set from the command line) and itemknn fitted on the tiny shop."""
+    folders = {}
+    for name in MODELS:
+        folder = tiny_data.parent / "models" / name
+        extra = ("--set", "l2=250") if name == "ease" else ()
+        result = ok("train", name, "--data", tiny_data, "--out", folder, *extra)
+        assert "fitted in" in result.stdout
+        folders[name] = folder
+    return folders
+
+
+def test_train_saves_a_loadable_model(trained: dict[str, Path], tiny_data: Path) -> None:
+    ease = Recommender.load(trained["ease"])
+    assert ease.name == "ease" and ease.config.l2 == 250.0  # "250" coerced to float
+    record = json.loads((trained["ease"] / "fit.json").read_text())
+    assert Path(record["data"]) == tiny_data.resolve() and record["fit_seconds"] > 0
+
+
+def test_evaluate_json_matches_the_library(
+    trained: dict[str, Path], tiny_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "eval.json"
+    result = ok("evaluate", trained["ease"], "--data", tiny_data, "--k", "5,10", "--json", out)
+    payload = json.loads(out.read_text())
+    expected = evaluate(Recommender.load(trained["ease"]), Split.load(tiny_data), ks=(5, 10))
+    assert payload["summary"] == pytest.approx(expected.summary)
+    assert payload["protocol"]["name"] == "full-ranking"
+    assert payload["protocol"]["excluded"] == ["train", "valid"]
+    assert "ndcg" in result.stdout and "@5" in result.stdout
+
+
+def test_evaluate_valid_part_defaults_to_the_fitted_data(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "eval.json"
+    ok("evaluate", trained["pop"], "--part", "valid", "--k", "10", "--json", out)
+    protocol = json.loads(out.read_text())["protocol"]
+    assert protocol["part"] == "valid" and protocol["excluded"] == ["train"]
+
+
+def test_recommend_json_lists_unseen_items_with_titles(
+    trained: dict[str, Path], tiny_data: Path
+) -> None:
+    split = Split.load(tiny_data)
+    users = [str(u) for u in split.train.users.ids[:2]]
+    args = ("--user", users[0], "--user", users[1], "-k", "5", "--data", tiny_data, "--json")
+    payload = json.loads(ok("recommend", trained["ease"], *args).stdout)
+    assert list(payload) == users
+    model = Recommender.load(trained["ease"])
+    for user in users:
+        rows = payload[user]
+        assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+        assert [r["item_id"] for r in rows] == model.recommend([user], k=5)[0].ids.tolist()
+        seen = set(split.train.external().filter(user_id=user)["item_id"].to_list())
+        assert not seen & {r["item_id"] for r in rows}
+        assert all(r["title"] for r in rows)
+
+
+def test_recommend_table(trained: dict[str, Path]) -> None:
+    result = ok("recommend", trained["pop"], "--user", "u000", "-k", "3")
+    assert "top 3 for user u000" in result.stdout
+
+
+def test_compare_json_and_ease_beats_pop(tiny_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "compare.json"
+    result = ok(
+        "compare", *MODELS, "--data", tiny_data, "--k", "10,20", "--json", out,
+        "--set", "ease.l2=300", "--set", "itemknn.k_neighbors=20",
+    )  # fmt: skip
+    payload = json.loads(out.read_text())
+    assert set(payload) == {*MODELS, "protocol"}
+    for name in MODELS:
+        row = payload[name]
+        for metric in ("ndcg", "recall", "precision", "hit", "mrr", "map", "coverage"):
+            assert f"{metric}@10" in row and f"{metric}@20" in row
+        assert row["fit_seconds"] >= 0 and row["evaluate_seconds"] > 0
+    assert payload["ease"]["ndcg@10"] > payload["pop"]["ndcg@10"]
+    assert payload["protocol"]["name"] == "full-ranking"
+    assert payload["protocol"]["split"]["name"] == "random"
+    assert "comparison" in result.stdout
+
+
+def test_models_lists_registered_models_and_defaults() -> None:
+    out = ok("models").stdout
+    for name in ("pop", "ease", "itemknn", "als", "content"):
+        assert name in out
+    assert "l2=500.0" in out.replace("\n", "")
