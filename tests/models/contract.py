@@ -33,8 +33,10 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "ease": {"l2": 5.0},
     "gmf": {"embedding_size": 8, "epochs": 2, "threads": 1},
     "itemknn": {"k_neighbors": 5},
+    "lightgcn": {"embedding_size": 8, "epochs": 2, "threads": 1},
     "mlp": {"embedding_size": 8, "mlp_layers": (16, 8), "epochs": 2, "threads": 1},
     "neumf": {"embedding_size": 8, "mlp_layers": (16, 8), "epochs": 2, "threads": 1},
+    "ngcf": {"embedding_size": 8, "layer_sizes": (8, 8), "epochs": 2, "threads": 1},
     "userknn": {"k_neighbors": 4},
 }
 

@@ -1,0 +1,80 @@
+"""What LightGCN and NGCF share: BPR triples per epoch and scoring from cached final embeddings."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from tuijian.data.dataset import Dataset
+from tuijian.models.neural import TorchRecommender
+from tuijian.nn.sampling import NegativeSampler
+
+# A training batch: users (B,), positive items (B,), negative items (B,), the batch's unique
+# graph nodes (R,) and where each of the 3B (user, positive, negative) nodes sits in them (3B,).
+GraphBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class GraphRecommender(TorchRecommender):
+    """A BPR-trained model over the user-item graph; scores are dot products of final embeddings.
+
+    Subclasses build a module whose `final_embeddings()` returns the (users + items, D) final
+    embeddings in eval mode; it is computed once per evaluation and dropped after each epoch.
+    """
+
+    def prepare_data(self, train: Dataset) -> None:
+        """Positive (user, item) pairs of the training graph and an exact negative sampler."""
+        pairs = self.seen_.tocoo()
+        self._pair_users = pairs.row.astype(np.int64)
+        self._pair_items = pairs.col.astype(np.int64)
+        self._sampler = NegativeSampler(self.seen_)
+
+    def batches(self, train: Dataset, rng: np.random.Generator) -> Iterator[GraphBatch]:
+        """Every training pair once, shuffled, each with one uniform negative the user never saw."""
+        order = rng.permutation(len(self._pair_users))
+        n_users = len(self.users_)
+        size = self.config.batch_size
+        for start in range(0, len(order), size):
+            pick = order[start : start + size]
+            users = self._pair_users[pick]
+            pos = self._pair_items[pick]
+            neg = self._sampler.sample(users, 1, rng)[:, 0]
+            nodes, inverse = np.unique(
+                np.concatenate([users, n_users + pos, n_users + neg]), return_inverse=True
+            )
+            yield (
+                torch.from_numpy(users).to(self.device),
+                torch.from_numpy(pos).to(self.device),
+                torch.from_numpy(neg).to(self.device),
+                torch.from_numpy(nodes),
+                torch.from_numpy(inverse.reshape(-1)).to(self.device),
+            )
+
+    @abstractmethod
+    def final_embeddings(self) -> torch.Tensor:
+        """(users + items, D) final embeddings of every node, eval mode, without autograd."""
+
+    def invalidate_cache(self) -> None:
+        """Drop the cached final embeddings (the weights changed)."""
+        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _cached(self) -> tuple[torch.Tensor, torch.Tensor]:
+        cache = getattr(self, "_cache", None)
+        if cache is None:
+            with torch.no_grad():
+                final = self.final_embeddings()
+            n_users = len(self.users_)
+            cache = self._cache = (final[:n_users], final[n_users:])
+        return cache
+
+    def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> torch.Tensor:
+        """Final-embedding dot products, (len(user_idx), n_items or len(item_idx))."""
+        users, items = self._cached()
+        u = users[torch.as_tensor(np.asarray(user_idx, dtype=np.int64), device=users.device)]
+        if item_idx is not None:
+            items = items[
+                torch.as_tensor(np.asarray(item_idx, dtype=np.int64), device=items.device)
+            ]
+        return (u @ items.T).cpu()

@@ -1,0 +1,1 @@
+"""Tests of the graph recommenders (LightGCN, NGCF) and their propagation."""
