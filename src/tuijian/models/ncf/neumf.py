@@ -33,9 +33,9 @@ from tuijian.nn.losses import bce_loss, bpr_loss
 from tuijian.nn.mlp import MLP
 from tuijian.nn.sampling import NegativeSampler
 
-# (user, item) pairs pushed through the tower at once when scoring: bounds memory to about
-# PAIR_CHUNK x widest layer floats (32k x 128 x 4 B = 16 MB) and keeps blocks cache-friendly.
-PAIR_CHUNK = 1 << 15
+# (user, item) pairs pushed through the tower at once when scoring: PAIR_CHUNK x widest layer
+# floats (4096 x 128 x 4 B = 2 MB) stay in a core's L2 cache; larger chunks measured 3x slower.
+PAIR_CHUNK = 1 << 12
 
 
 class NCFConfig(TorchConfig):
@@ -153,18 +153,38 @@ class NCFNet(nn.Module):
         if self.gmf_size:
             out.addmm_(self.gmf_user(users), items["gmf"].T)
         if self.mlp_size:
-            tower = self.tower
-            first = tower.linears[0]
-            user_part = self.mlp_user(users) @ first.weight[:, : self.mlp_size].T + first.bias
-            w_mlp = self.predict.weight[0, self.gmf_size :]  # (h_L,)
-            rows = max(1, chunk // max(n_items, 1))
-            for start in range(0, len(users), rows):
-                sl = slice(start, start + rows)
-                h = tower.activate(0, user_part[sl, None, :] + items["mlp"][None])  # (b, I, h1)
-                for index in range(1, len(tower.linears)):
-                    h = tower.layer(index, h)  # (b, I, h_k)
-                out[sl] += h @ w_mlp  # (b, I)
+            self._add_tower_scores(users, items["mlp"], out, chunk)
         return out
+
+    def _add_tower_scores(
+        self, users: torch.Tensor, item_part: torch.Tensor, out: torch.Tensor, chunk: int
+    ) -> None:
+        """out[u, i] += w_mlp . tower(u, i) for every pair, `chunk` pairs at a time.
+
+        The first layer is the broadcast sum of the user half and the precomputed item half;
+        later layers write into buffers allocated once, so memory stays at chunk x width.
+        """
+        tower = self.tower
+        first = tower.linears[0]
+        user_part = self.mlp_user(users) @ first.weight[:, : self.mlp_size].T + first.bias
+        w_out = self.predict.weight[0, self.gmf_size :]  # (h_L,)
+        n_users, n_items = out.shape
+        cols = max(1, min(n_items, chunk))
+        rows = max(1, chunk // cols)
+        buffers = [out.new_empty(rows * cols, size) for size in tower.sizes[1:]]
+        for r0 in range(0, n_users, rows):
+            r1 = min(r0 + rows, n_users)
+            for c0 in range(0, n_items, cols):
+                c1 = min(c0 + cols, n_items)
+                n = (r1 - r0) * (c1 - c0)
+                h = buffers[0][:n].view(r1 - r0, c1 - c0, -1)  # (b, c, h1)
+                torch.add(user_part[r0:r1, None, :], item_part[None, c0:c1], out=h)
+                h = tower.activate_(0, h.view(n, -1))
+                for k in range(1, len(tower.linears)):
+                    layer = tower.linears[k]
+                    h = torch.addmm(layer.bias, h, layer.weight.T, out=buffers[k][:n])
+                    h = tower.activate_(k, h)  # (n, h_k)
+                out[r0:r1, c0:c1] += (h @ w_out).view(r1 - r0, c1 - c0)
 
 
 class _NCFRecommender(TorchRecommender):
