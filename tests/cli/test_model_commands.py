@@ -104,3 +104,13 @@ def test_models_lists_registered_models_and_defaults() -> None:
     for name in ("pop", "ease", "itemknn", "als", "content"):
         assert name in out
     assert "l2=500.0" in out.replace("\n", "")
+
+
+def test_models_shows_one_model_with_types() -> None:
+    out = ok("models", "itemknn").stdout
+    assert "k_neighbors" in out and "'none' | 'tfidf' | 'bm25'" in out
+
+
+def test_recommend_titles_default_to_the_fitted_data(trained: dict[str, Path]) -> None:
+    payload = json.loads(ok("recommend", trained["pop"], "--user", "u000", "--json").stdout)
+    assert all(row["title"] for row in payload["u000"])

@@ -189,7 +189,11 @@ def prepare_table(report: PrepareReport) -> Table:
     """What each preparation step kept and removed."""
     table = Table(title="prepare", title_justify="left")
     for name in ("step", "rows", "removed", "users", "items", "setting"):
-        table.add_column(name, justify="left" if name in ("step", "setting") else "right")
+        table.add_column(
+            name,
+            justify="left" if name in ("step", "setting") else "right",
+            overflow="fold",
+        )
     for step in report.to_rows():
         table.add_row(
             step["step"],
@@ -224,7 +228,7 @@ def split_table(split: Split) -> Table:
     return table
 
 
-def metrics_table(summary: Mapping[str, float], title: str) -> Table:
+def metrics_table(summary: Mapping[str, float]) -> Table:
     """Metrics as rows and cut-offs as columns (`ndcg@10` goes to row ndcg, column @10)."""
     grid: dict[str, dict[str, float]] = {}
     ks: list[str] = []
@@ -233,7 +237,7 @@ def metrics_table(summary: Mapping[str, float], title: str) -> Table:
         grid.setdefault(metric, {})[k] = value
         if k not in ks:
             ks.append(k)
-    table = Table(title=title, title_justify="left")
+    table = Table()
     table.add_column("metric")
     for k in ks:
         table.add_column(f"@{k}" if k else "", justify="right")

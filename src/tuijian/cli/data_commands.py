@@ -56,6 +56,8 @@ def loader_options(fmt: str, values: dict[str, Any]) -> dict[str, Any]:
         if key in INTERACTION_COLUMNS:
             digits = isinstance(value, str) and value.isdigit()
             columns[key] = int(value) if digits else value
+        elif key == "separator" and value in ("\\t", "tab"):
+            out[key] = "\t"  # a tab is hard to type in a shell
         else:
             out[key] = coerce(value, hints.get(key, Any))
     if columns:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import typer
+from pydantic.fields import FieldInfo
 from rich.table import Table
 
 from tuijian.cli.common import (
@@ -31,6 +32,7 @@ from tuijian.data import Split
 from tuijian.errors import ConfigError
 from tuijian.evaluation import evaluate
 from tuijian.models.base import Recommender
+from tuijian.models.neural import TorchConfig
 from tuijian.models.registry import available_models, get_model_class
 
 ModelArg = Annotated[str, typer.Argument(metavar="MODEL", help="A registered model name.")]
@@ -104,7 +106,8 @@ def evaluate_command(
         f"{recommender.name} on {opts.part}: full ranking over {proto['n_items']:,} items, "
         f"{proto['n_users']:,} users"
     )
-    console.print(metrics_table(result.summary, title))
+    console.print(title)
+    console.print(metrics_table(result.summary))
     if opts.json_path is not None:
         write_json(opts.json_path, result.to_dict())
 
@@ -200,18 +203,53 @@ def recommend_command(
         console.print(table)
 
 
-def models_command() -> None:
+def _defaults(fields: dict[str, FieldInfo]) -> str:
+    """`key=default, ...` of config fields."""
+    return ", ".join(f"{k}={f.get_default(call_default_factory=True)!r}" for k, f in fields.items())
+
+
+def models_command(
+    name: Annotated[
+        str | None, typer.Argument(metavar="[MODEL]", help="Show one model's parameters.")
+    ] = None,
+) -> None:
     """List the registered models with their parameters and defaults."""
+    shared = TorchConfig.model_fields
+    if name is not None:
+        cls = get_model_class(name)
+        console.print(f"[bold]{name}[/]: {_summary(cls)}")
+        table = Table()
+        for column in ("parameter", "type", "default"):
+            table.add_column(column)
+        for key, info in cls.config_class.model_fields.items():
+            default = info.get_default(call_default_factory=True)
+            table.add_row(key, _type_name(info.annotation), repr(default))
+        console.print(table)
+        return
     table = Table(title="registered models (tuijian train MODEL --set key=value)")
     table.add_column("model", style="bold")
     table.add_column("what it does")
     table.add_column("parameters (defaults)")
-    for name in available_models():
-        cls = get_model_class(name)
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+    for model in available_models():
+        cls = get_model_class(model)
         fields = cls.config_class.model_fields
-        params = ", ".join(
-            f"{key}={info.get_default(call_default_factory=True)!r}" for key, info in fields.items()
-        )
-        table.add_row(name, doc, params)
+        torch_model = issubclass(cls.config_class, TorchConfig)
+        own = {k: f for k, f in fields.items() if not (torch_model and k in shared)}
+        table.add_row(model + (" *" if torch_model else ""), _summary(cls), _defaults(own))
     console.print(table)
+    training = {k: f for k, f in shared.items() if k != "seed"}
+    console.print(f"* torch models also take the training settings: {_defaults(training)}")
+
+
+def _type_name(annotation: Any) -> str:
+    """A readable type: `'adam' | 'sgd'` for literals, `int | None`, `tuple[int, ...]`."""
+    if get_origin(annotation) is Literal:
+        return " | ".join(repr(a) for a in get_args(annotation))
+    if isinstance(annotation, type) and not get_args(annotation):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _summary(cls: type[Recommender]) -> str:
+    """First line of a model class's docstring."""
+    return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
