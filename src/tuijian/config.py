@@ -110,6 +110,7 @@ class QuickstartOptions(CommandOptions):
     """`tuijian quickstart`: where to write the prepared data and the models."""
 
     out: Path | None = None
+    scale: Scale = "small"  # hidden flag: the tests run the quickstart on the tiny shop
 
 
 class SynthOptions(CommandOptions):

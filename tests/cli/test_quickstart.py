@@ -13,10 +13,10 @@ from tuijian.models.base import Recommender
 
 def test_quickstart_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "qs"
-    stdout = ok("quickstart", "--out", out).stdout
+    stdout = ok("quickstart", "--out", out, "--scale", "tiny").stdout
     split = Split.load(out / "data")
     assert split.protocol["name"] == "random" and split.protocol["ratios"] == [0.8, 0.1, 0.1]
-    assert split.train.n_users == 5000
+    assert split.train.n_users == 300
     report = json.loads((out / "data" / "prepare.json").read_text())
     assert [s["step"] for s in report["steps"]] == ["input", "dedupe", "event weights", "aggregate"]
     for name in MODELS:

@@ -43,6 +43,7 @@ def quickstart_command(
         Path | None,
         typer.Option(help="Folder for the data and models.", show_default="a new temp folder"),
     ] = None,
+    scale: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Synthetic shop -> prepare -> split -> 5 models -> comparison -> recommendations."""
     opts = options(ctx, "quickstart", QuickstartOptions)
@@ -50,7 +51,7 @@ def quickstart_command(
     out_dir = opts.out or Path(tempfile.mkdtemp(prefix="tuijian-quickstart-"))
 
     console.rule("1. data: a synthetic shop, prepared and split")
-    raw, split, report = synthetic_split("small", seed=0)
+    raw, split, report = synthetic_split(opts.scale, seed=0)
     console.print(
         f"{raw.interactions.height:,} events (view, cart, buy) by {raw.n_users:,} users on "
         f"{raw.n_items:,} items; weights view=1, cart=3, buy=5; one row per user-item pair"
