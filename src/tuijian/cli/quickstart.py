@@ -29,8 +29,15 @@ from tuijian.data.synthetic import SEGMENT
 from tuijian.models.registry import get_model
 
 C = Columns
-MODELS = ("pop", "itemknn", "ease", "als", "content")
-"""Quick classic models: a baseline, neighbours, a linear autoencoder, factors and text."""
+MODELS: dict[str, dict[str, object]] = {
+    "pop": {},
+    "itemknn": {"weighting": "bm25"},
+    "ease": {"l2": 500.0},
+    "als": {"factors": 32, "regularization": 1.0, "alpha": 2.0},
+    "content": {},
+}
+"""Quick classic models and their settings: a baseline, neighbours, a linear autoencoder,
+factors and text."""
 K = 10
 N_USERS_SHOWN = 2
 N_HISTORY = 8
@@ -60,9 +67,10 @@ def quickstart_command(
 
     console.rule(f"2. train {len(MODELS)} models, evaluate on test")
     outcomes = []
-    for name in MODELS:
+    for name, settings in MODELS.items():
         folder = model_folder(out_dir / "models" / name)
-        outcome = fit_and_evaluate(name, get_model(name), split, (K,), folder / "train_log.jsonl")
+        model = get_model(name, **settings)
+        outcome = fit_and_evaluate(name, model, split, (K,), folder / "train_log.jsonl")
         outcome.model.save(folder)
         outcomes.append(outcome)
     console.print(compare_table(outcomes, K))

@@ -143,10 +143,10 @@ class SyntheticConfig(BaseModel):
     days: int = Field(default=90, ge=1)
     seed: int = 0
     start_time: int = 1_700_000_000  # unix seconds of the first day
-    popularity_exponent: float = Field(default=1.0, ge=0)  # Zipf: weight = rank ** -exponent
-    taste_concentration: float = Field(default=0.3, gt=0)  # Dirichlet alpha; small = focused
+    popularity_exponent: float = Field(default=0.8, ge=0)  # Zipf: weight = rank ** -exponent
+    taste_concentration: float = Field(default=0.2, gt=0)  # Dirichlet alpha; small = focused
     drift: float = Field(default=0.3, ge=0, le=1)  # share of the taste replaced by the last day
-    sharpness: float = Field(default=5.0, ge=0)  # weight of the latent factor match in choices
+    sharpness: float = Field(default=8.0, ge=0)  # weight of the latent factor match in choices
     session_length: float = Field(default=6.0, ge=1)  # mean views per session
     session_focus: float = Field(default=0.85, ge=0, le=1)  # views in the session's category
     candidates: int = Field(default=20, ge=1)  # items a user weighs before one view
