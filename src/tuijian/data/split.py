@@ -42,6 +42,8 @@ class Split:
         self.test.interactions.write_parquet(path / "test.parquet")
         if self.valid is not None:
             self.valid.interactions.write_parquet(path / "valid.parquet")
+        else:
+            (path / "valid.parquet").unlink(missing_ok=True)  # a stale part would load back
         (path / "split.json").write_text(json.dumps(self.protocol, indent=2, default=str))
         return path
 

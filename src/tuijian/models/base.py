@@ -284,6 +284,8 @@ class Recommender(ABC):
         for key, value in self._get_state().items():
             (sparse if sp.issparse(value) else dense)[key] = value
         np.savez(path / "state.npz", **dense)
+        for stale in path.glob("sparse.*.npz"):  # load() reads every sparse file in the folder
+            stale.unlink()
         for key, value in sparse.items():
             sp.save_npz(path / f"sparse.{key}.npz", sp.csr_matrix(value))
         return path
