@@ -30,11 +30,16 @@ C = Columns
 # Model name -> config overrides for a fast fit on the contract dataset. Add your model here.
 TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "als": {"factors": 8, "iterations": 3, "num_threads": 1},
+    "autorec": {"hidden_size": 8, "epochs": 2, "ratings": "weight", "threads": 1},
+    "biasedmf": {"embedding_size": 8, "epochs": 2, "ratings": "weight", "threads": 1},
+    "cdae": {"embedding_size": 8, "epochs": 2, "threads": 1},
     "ease": {"l2": 5.0},
     "gmf": {"embedding_size": 8, "epochs": 2, "threads": 1},
     "itemknn": {"k_neighbors": 5},
     "lightgcn": {"embedding_size": 8, "epochs": 2, "threads": 1},
     "mlp": {"embedding_size": 8, "mlp_layers": (16, 8), "epochs": 2, "threads": 1},
+    "multdae": {"hidden_sizes": (16,), "latent_size": 8, "epochs": 2, "threads": 1},
+    "multvae": {"hidden_sizes": (16,), "latent_size": 8, "epochs": 2, "threads": 1},
     "neumf": {"embedding_size": 8, "mlp_layers": (16, 8), "epochs": 2, "threads": 1},
     "ngcf": {"embedding_size": 8, "layer_sizes": (8, 8), "epochs": 2, "threads": 1},
     "userknn": {"k_neighbors": 4},
