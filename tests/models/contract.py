@@ -31,6 +31,7 @@ C = Columns
 TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "als": {"factors": 8, "iterations": 3, "num_threads": 1},
     "autorec": {"hidden_size": 8, "epochs": 2, "ratings": "weight", "threads": 1},
+    "bpr": {"embedding_size": 8, "epochs": 2, "threads": 1},
     "biasedmf": {"embedding_size": 8, "epochs": 2, "ratings": "weight", "threads": 1},
     "cdae": {"embedding_size": 8, "epochs": 2, "threads": 1},
     "ease": {"l2": 5.0},

@@ -61,9 +61,19 @@ def sampled_softmax_loss(
     return F.cross_entropy(logits, labels)
 
 
+def in_batch_duplicates(item_idx: torch.Tensor) -> torch.Tensor:
+    """(B, B) mask for `sampled_softmax_loss`: True where column j repeats row b's positive.
+
+    With in-batch negatives, an item that is the positive of several rows would otherwise be
+    counted as a negative of its own row; the diagonal (the positive itself) stays False.
+    """
+    same = item_idx[:, None] == item_idx[None, :]
+    return same & ~torch.eye(len(item_idx), dtype=torch.bool, device=item_idx.device)
+
+
 def l2_penalty(*tensors: torch.Tensor) -> torch.Tensor:
     """Half the summed squares of the tensors (regularization of the batch's embeddings)."""
-    return sum(t.pow(2).sum() for t in tensors) / 2  # type: ignore[return-value]
+    return torch.stack([t.pow(2).sum() for t in tensors]).sum() / 2
 
 
 def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,11 +15,19 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tuijian.data.dataset import Dataset
-from tuijian.errors import ConfigError
+from tuijian.errors import ConfigError, DataError
 from tuijian.evaluation.evaluate import evaluate_ranking
+from tuijian.evaluation.metrics import RANKING_METRICS
 
 if TYPE_CHECKING:
     from tuijian.models.neural import TorchConfig, TorchRecommender
+
+# Called after each epoch (module in eval mode, validation done); returning True stops training.
+# It may add numbers to `record.extra`, which the JSONL log then carries.
+EpochCallback = Callable[["TorchRecommender", "EpochRecord"], "bool | None"]
+# Batches between two checks that the loss is finite (each check waits for the device).
+FINITE_CHECK_EVERY = 256
+StateDict = dict[str, torch.Tensor]
 
 
 @dataclass
@@ -33,19 +41,26 @@ class EpochRecord:
     lr: float
     valid: dict[str, float] | None = None
     valid_seconds: float = 0.0
+    grad_norm: float | None = None  # largest gradient norm before clipping (with grad_clip)
+    extra: dict[str, float] = field(default_factory=dict)  # filled by callbacks
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if v is not None}
+        """The record as JSON-ready values, without empty fields."""
+        return {k: v for k, v in asdict(self).items() if v is not None and v != {}}
 
 
 @dataclass
 class TrainingHistory:
-    """All epochs of a fit, the best epoch and why training stopped."""
+    """All epochs of a fit, the best epoch and why training stopped.
+
+    `stopped_by` is one of max_epochs, early_stopping, time_budget, callback, interrupted.
+    """
 
     epochs: list[EpochRecord] = field(default_factory=list)
     best_epoch: int | None = None
     best_score: float | None = None
     stopped_by: str = "max_epochs"
+    seconds: float = 0.0  # wall time of the fit (of this process, after a resume)
 
     @property
     def train_seconds(self) -> float:
@@ -55,28 +70,72 @@ class TrainingHistory:
     def valid_seconds(self) -> float:
         return sum(e.valid_seconds for e in self.epochs)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Summary and per-epoch records as JSON-ready values."""
+        return {
+            "best_epoch": self.best_epoch,
+            "best_score": self.best_score,
+            "stopped_by": self.stopped_by,
+            "seconds": self.seconds,
+            "train_seconds": self.train_seconds,
+            "valid_seconds": self.valid_seconds,
+            "epochs": [e.to_dict() for e in self.epochs],
+        }
+
+
+@dataclass
+class _RunState:
+    """What one fit carries between epochs: start time, best weights, stale evaluations."""
+
+    start: float
+    best_state: StateDict | None = None
+    stale: int = 0
+    paused: float = 0.0  # seconds spent in callbacks
+
 
 def seed_everything(seed: int) -> np.random.Generator:
-    """Seed torch, numpy and random; return the generator the batches draw from."""
+    """Seed torch, numpy and random; return a generator drawn from `seed`."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
 
 
+def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    """The generator of one epoch's batches; also reseeds torch (dropout) for that epoch.
+
+    Seeding per epoch (not one stream for the whole fit) makes a resumed run draw exactly the
+    batches an uninterrupted one would.
+    """
+    torch.manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+    return np.random.default_rng([seed, epoch])
+
+
 def make_optimizer(config: TorchConfig, params: Any) -> torch.optim.Optimizer:
-    """SGD (momentum), Adam or AdamW with the configured learning rate and weight decay."""
+    """SGD (momentum), Adam or AdamW with the configured learning rate and weight decay.
+
+    The fused implementation (one kernel for the whole update, same arithmetic) is used when
+    every parameter allows it: dense floating-point tensors on CPU or CUDA.
+    """
+    params = [p for p in params if p.requires_grad]
+    fused = bool(params) and all(
+        p.device.type in ("cpu", "cuda") and p.is_floating_point() and p.layout == torch.strided
+        for p in params
+    )
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            params,
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            fused=fused,
         )
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return opt_class(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
 
 
 def make_schedule(config: TorchConfig, optimizer: torch.optim.Optimizer) -> Any:
-    """The per-epoch learning-rate schedule, or None."""
+    """The per-epoch learning-rate schedule (stepped after each epoch), or None."""
     if config.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     if config.lr_schedule == "step":
@@ -85,21 +144,37 @@ def make_schedule(config: TorchConfig, optimizer: torch.optim.Optimizer) -> Any:
 
 
 def parse_metric(name: str) -> tuple[str, int]:
-    """'ndcg@10' -> ('ndcg', 10)."""
+    """'ndcg@10' -> ('ndcg', 10); an unknown metric or a missing cut-off raises ConfigError."""
     metric, _, k = name.partition("@")
-    if not k.isdigit():
-        raise ConfigError(f"valid_metric must look like 'ndcg@10', got {name!r}")
+    if not k.isdigit() or int(k) < 1 or metric not in RANKING_METRICS:
+        raise ConfigError(
+            f"valid_metric must be METRIC@K with METRIC in {', '.join(RANKING_METRICS)}, "
+            f"got {name!r}"
+        )
     return metric, int(k)
+
+
+def snapshot(module: torch.nn.Module) -> StateDict:
+    """A detached copy of the module's state (the best epoch's weights)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 class Trainer:
     """Runs epochs of `model.batches` / `model.compute_loss` with the model config's settings.
 
+    Validation ranks all items for every valid user (train items excluded) after every
+    `eval_every` epochs and after the last one; training stops after `patience` evaluations in
+    a row without a better `valid_metric` (at the first one when `patience` is 0), and the best
+    evaluation's weights are restored at the end.
+
     Args:
-        log_path: JSON-lines file receiving one record per epoch.
-        checkpoint_dir: where the last and best weights are written after each epoch.
-        resume: continue from `checkpoint_dir/last.pt` when it exists.
+        log_path: JSON-lines file receiving one record per epoch (rewritten by a fresh fit).
+        checkpoint_dir: where `last.pt` (weights, optimizer, schedule, best weights, history)
+            is written after each epoch.
+        resume: continue from `checkpoint_dir/last.pt` when it exists (a run that stopped
+            early stays stopped; one stopped by time, callback or Ctrl-C continues).
         progress: show a rich progress bar.
+        callbacks: called after each epoch with (model, record); see `EpochCallback`.
     """
 
     def __init__(
@@ -109,76 +184,108 @@ class Trainer:
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
         progress: bool = True,
+        callbacks: Sequence[EpochCallback] = (),
     ) -> None:
         self.log_path = Path(log_path) if log_path else None
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.resume = resume
         self.progress = progress
+        self.callbacks = list(callbacks)
         self.history = TrainingHistory()
 
     def fit(
-        self, model: TorchRecommender, train: Dataset, valid: Dataset | None
+        self, model: TorchRecommender, train: Dataset, valid: Dataset | None = None
     ) -> TrainingHistory:
         """Train `model.module_` in place; with `valid`, keep the best epoch's weights."""
+        metric = parse_metric(model.config.valid_metric)
+        if valid is not None and valid.n_interactions == 0:
+            raise DataError(f"{valid.name}: the validation part has no interactions")
+        threads = torch.get_num_threads()
+        if model.config.threads:
+            torch.set_num_threads(model.config.threads)
+        try:
+            return self._run(model, train, valid, metric)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _run(
+        self,
+        model: TorchRecommender,
+        train: Dataset,
+        valid: Dataset | None,
+        metric: tuple[str, int],
+    ) -> TrainingHistory:
         cfg = model.config
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        rng = seed_everything(cfg.seed)
-        metric, k = parse_metric(cfg.valid_metric)
-        module = model.module_
-        optimizer = make_optimizer(cfg, module.parameters())
+        seed_everything(cfg.seed)
+        optimizer = make_optimizer(cfg, model.module_.parameters())
         schedule = make_schedule(cfg, optimizer)
-        history = self.history = TrainingHistory()
-        best_state: dict[str, torch.Tensor] | None = None
-        start_epoch, stale = 0, 0
+        self.history = TrainingHistory()
+        run = _RunState(time.perf_counter())
+        start_epoch = 0
         if self.resume and self.checkpoint_dir and (self.checkpoint_dir / "last.pt").is_file():
-            start_epoch, best_state, stale = self._load_checkpoint(model, optimizer, schedule)
-            rng = np.random.default_rng([cfg.seed, start_epoch])
-        if self.log_path:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        t_start = time.perf_counter()
-        with self._progress(cfg.epochs) as bar:
-            task = bar.add_task(
-                model.name or type(model).__name__, total=cfg.epochs, completed=start_epoch, info=""
-            )
-            for epoch in range(start_epoch, cfg.epochs):
-                record = self._train_epoch(model, optimizer, train, rng, epoch)
-                if schedule is not None:
-                    schedule.step()
-                model.invalidate_cache()
-                if valid is not None and (epoch + 1) % cfg.eval_every == 0:
-                    module.eval()
-                    t0 = time.perf_counter()
-                    res = evaluate_ranking(
-                        model,
-                        valid,
-                        exclude=[train],
-                        ks=(k,),
-                        metrics=(metric,),
-                        beyond_accuracy=False,
+            start_epoch = self._load_checkpoint(model, optimizer, schedule, run)
+        self._start_log()
+        with self._progress() as bar:
+            task = bar.add_task(model.name or type(model).__name__, total=cfg.epochs, info="")
+            bar.update(task, completed=start_epoch)
+            try:
+                for epoch in range(start_epoch, cfg.epochs):
+                    record = self._train_epoch(
+                        model, optimizer, train, epoch_rng(cfg.seed, epoch), epoch
                     )
-                    record.valid_seconds = time.perf_counter() - t0
-                    record.valid = res.summary
-                    score = res.summary[f"{metric}@{k}"]
-                    if history.best_score is None or score > history.best_score:
-                        history.best_score, history.best_epoch, stale = score, epoch, 0
-                        best_state = copy.deepcopy(module.state_dict())
-                    else:
-                        stale += 1
-                history.epochs.append(record)
-                self._log(record)
-                self._save_checkpoint(model, optimizer, schedule, epoch, best_state, stale)
-                bar.update(task, advance=1, info=self._describe(record, history))
-                if valid is not None and stale > cfg.patience:
-                    history.stopped_by = "early_stopping"
-                    break
-                if cfg.max_seconds and time.perf_counter() - t_start > cfg.max_seconds:
-                    history.stopped_by = "time_budget"
-                    break
-        if best_state is not None:
-            module.load_state_dict(best_state)
-        module.eval()
-        return history
+                    if schedule is not None:
+                        schedule.step()
+                    reason = self._end_epoch(model, train, valid, metric, record, run)
+                    self.history.stopped_by = reason or self.history.stopped_by
+                    self.history.epochs.append(record)
+                    self._log(record)
+                    self._save_checkpoint(model, optimizer, schedule, epoch, run)
+                    bar.update(task, advance=1, info=self._describe(record))
+                    if reason:
+                        break
+            except KeyboardInterrupt:
+                self.history.stopped_by = "interrupted"
+        if run.best_state is not None:
+            model.module_.load_state_dict(run.best_state)
+        model.module_.eval()
+        model.invalidate_cache()
+        self.history.seconds = time.perf_counter() - run.start
+        return self.history
+
+    def _end_epoch(
+        self,
+        model: TorchRecommender,
+        train: Dataset,
+        valid: Dataset | None,
+        metric: tuple[str, int],
+        record: EpochRecord,
+        run: _RunState,
+    ) -> str | None:
+        """Validate when due, track the best weights, run the callbacks; why to stop, or None."""
+        cfg, history = model.config, self.history
+        model.invalidate_cache()
+        model.module_.eval()
+        elapsed = time.perf_counter() - run.start - run.paused
+        over_budget = bool(cfg.max_seconds and elapsed > cfg.max_seconds)
+        last = record.epoch + 1 == cfg.epochs
+        due = (record.epoch + 1) % cfg.eval_every == 0 or last or over_budget
+        if valid is not None and due:
+            score = self._validate(model, train, valid, metric, record)
+            if history.best_score is None or score > history.best_score:
+                history.best_score, history.best_epoch = score, record.epoch
+                run.best_state, run.stale = snapshot(model.module_), 0
+            else:
+                run.stale += 1
+        t0 = time.perf_counter()
+        stop_asked = any([bool(callback(model, record)) for callback in self.callbacks])
+        run.paused += time.perf_counter() - t0  # callbacks do not spend the time budget
+        if valid is not None and run.stale and run.stale >= cfg.patience:
+            return "early_stopping"
+        if stop_asked:
+            return "callback"
+        if over_budget and not last:
+            return "time_budget"
+        return None
 
     # ---- one epoch -------------------------------------------------------------------------
     def _train_epoch(
@@ -190,36 +297,71 @@ class Trainer:
         epoch: int,
     ) -> EpochRecord:
         cfg = model.config
+        params = [p for p in model.module_.parameters() if p.requires_grad]
         model.module_.train()
         model.on_epoch_start(epoch)
         t0 = time.perf_counter()
-        total, n_batches, n_samples = 0.0, 0, 0
+        losses: list[torch.Tensor] = []
+        norms: list[torch.Tensor] = []
+        n_samples = 0
         for batch in model.batches(train, rng):
             optimizer.zero_grad(set_to_none=True)
             loss = model.compute_loss(batch)
-            if not torch.isfinite(loss):
-                raise ConfigError(
-                    f"{model.name}: loss became {loss.item()} at epoch {epoch}; "
-                    "lower lr or raise weight_decay"
-                )
             loss.backward()
             if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.module_.parameters(), cfg.grad_clip)
+                norms.append(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
             optimizer.step()
-            total += float(loss.detach())
-            n_batches += 1
+            losses.append(loss.detach())
             n_samples += model.n_batch_samples(batch)
+            if len(losses) % FINITE_CHECK_EVERY == 0:
+                self._check_finite(model, losses, epoch)
+        mean_loss = self._check_finite(model, losses, epoch)
         seconds = time.perf_counter() - t0
         return EpochRecord(
             epoch=epoch,
-            loss=total / max(n_batches, 1),
+            loss=mean_loss,
             train_seconds=seconds,
             samples_per_second=n_samples / max(seconds, 1e-9),
             lr=optimizer.param_groups[0]["lr"],
+            grad_norm=float(torch.stack(norms).max()) if norms else None,
         )
 
+    @staticmethod
+    def _check_finite(model: TorchRecommender, losses: list[torch.Tensor], epoch: int) -> float:
+        """Mean of the batch losses; a NaN or infinite one raises ConfigError naming the batch."""
+        if not losses:
+            return 0.0
+        values = torch.stack(losses).float()
+        finite = torch.isfinite(values)
+        if not bool(finite.all()):
+            batch = int((~finite).nonzero()[0, 0])
+            raise ConfigError(
+                f"{model.name or type(model).__name__}: loss became {float(values[batch])} at "
+                f"epoch {epoch}, batch {batch}; lower lr, set grad_clip or raise weight_decay"
+            )
+        return float(values.mean())
+
+    def _validate(
+        self,
+        model: TorchRecommender,
+        train: Dataset,
+        valid: Dataset,
+        metric: tuple[str, int],
+        record: EpochRecord,
+    ) -> float:
+        """Full-ranking `valid_metric` on `valid` (train items excluded), stored on `record`."""
+        name, k = metric
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            result = evaluate_ranking(
+                model, valid, exclude=[train], ks=(k,), metrics=(name,), beyond_accuracy=False
+            )
+        record.valid_seconds = time.perf_counter() - t0
+        record.valid = result.summary
+        return result.summary[f"{name}@{k}"]
+
     # ---- reporting and checkpoints -----------------------------------------------------------
-    def _progress(self, total: int) -> Progress:
+    def _progress(self) -> Progress:
         return Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -232,11 +374,18 @@ class Trainer:
         )
 
     @staticmethod
-    def _describe(record: EpochRecord, history: TrainingHistory) -> str:
+    def _describe(record: EpochRecord) -> str:
         text = f"loss {record.loss:.4f}  {record.samples_per_second:,.0f}/s"
         if record.valid:
             text += "  " + "  ".join(f"{k} {v:.4f}" for k, v in record.valid.items())
         return text
+
+    def _start_log(self) -> None:
+        """Create the log: empty for a fresh fit, the checkpoint's epochs for a resumed one."""
+        if self.log_path:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            lines = [json.dumps(e.to_dict()) + "\n" for e in self.history.epochs]
+            self.log_path.write_text("".join(lines))
 
     def _log(self, record: EpochRecord) -> None:
         if self.log_path:
@@ -249,37 +398,52 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         schedule: Any,
         epoch: int,
-        best_state: dict[str, torch.Tensor] | None,
-        stale: int,
+        run: _RunState,
     ) -> None:
         if not self.checkpoint_dir:
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         payload = {
+            "model": model.name or type(model).__name__,
             "epoch": epoch,
             "module": model.module_.state_dict(),
             "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict() if schedule is not None else None,
-            "best_state": best_state,
-            "stale": stale,
+            "best_state": run.best_state,
+            "stale": run.stale,
             "history": [e.to_dict() for e in self.history.epochs],
             "best_epoch": self.history.best_epoch,
             "best_score": self.history.best_score,
+            "stopped_by": self.history.stopped_by,
         }
         tmp = self.checkpoint_dir / "last.pt.tmp"
         torch.save(payload, tmp)
         tmp.replace(self.checkpoint_dir / "last.pt")
 
     def _load_checkpoint(
-        self, model: TorchRecommender, optimizer: torch.optim.Optimizer, schedule: Any
-    ) -> tuple[int, dict[str, torch.Tensor] | None, int]:
+        self,
+        model: TorchRecommender,
+        optimizer: torch.optim.Optimizer,
+        schedule: Any,
+        run: _RunState,
+    ) -> int:
+        """Restore a run from `last.pt` into the model, optimizer and `run`; the next epoch."""
         assert self.checkpoint_dir is not None
-        payload = torch.load(self.checkpoint_dir / "last.pt", weights_only=False)
+        path = self.checkpoint_dir / "last.pt"
+        payload = torch.load(path, weights_only=True, map_location=model.device)
+        name = model.name or type(model).__name__
+        if payload["model"] != name:
+            raise ConfigError(f"{path} is a checkpoint of {payload['model']!r}, not {name!r}")
         model.module_.load_state_dict(payload["module"])
         optimizer.load_state_dict(payload["optimizer"])
         if schedule is not None and payload["schedule"] is not None:
             schedule.load_state_dict(payload["schedule"])
-        self.history.epochs = [EpochRecord(**e) for e in payload["history"]]
-        self.history.best_epoch = payload["best_epoch"]
-        self.history.best_score = payload["best_score"]
-        return payload["epoch"] + 1, payload["best_state"], payload["stale"]
+        history = self.history
+        history.epochs = [EpochRecord(**e) for e in payload["history"]]
+        history.best_epoch = payload["best_epoch"]
+        history.best_score = payload["best_score"]
+        run.best_state, run.stale = payload["best_state"], payload["stale"]
+        if payload["stopped_by"] == "early_stopping":
+            history.stopped_by = "early_stopping"
+            return model.config.epochs
+        return payload["epoch"] + 1

@@ -5,6 +5,7 @@ Importing this package registers every model in it.
 
 from tuijian.models.classic.als import ALS, ALSConfig
 from tuijian.models.classic.biased_mf import BiasedMF, BiasedMFConfig
+from tuijian.models.classic.bpr_mf import BPRMF, BPRConfig
 from tuijian.models.classic.content import ContentBased, ContentConfig
 from tuijian.models.classic.ease import EASE, EASEConfig
 from tuijian.models.classic.item_knn import ItemKNN, ItemKNNConfig
