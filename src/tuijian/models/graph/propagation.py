@@ -19,6 +19,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+# `layer_mean_rows` multiplies by the batch's rows of Â alone while they hold less than this
+# share of its entries, and uses the full product otherwise.
+ROWS_SHARE = 0.5
+
 
 def bipartite_adjacency(seen: sp.csr_matrix) -> sp.csr_matrix:
     """D^-1/2 A D^-1/2 of the (users + items) graph of `seen` (users x items), float32 CSR.
@@ -105,11 +109,16 @@ class _LayerMeanRows(torch.autograd.Function):
         ctx.graph, ctx.n_layers, ctx.index, ctx.n_nodes = graph, n_layers, index, x.shape[0]
         if n_layers == 0:
             return x[index].clone()
-        ctx.sub = graph.matrix[rows]  # (R, N) CSR rows of Â
+        degree = np.diff(graph.matrix.indptr)
+        # Slicing the rows copies their entries: past this share a full product is cheaper.
+        ctx.sub = graph.matrix[rows] if degree[rows].sum() < ROWS_SHARE * degree.sum() else None
         acc = x
         for _ in range(n_layers - 1):
             acc = x + graph.product(acc)  # sum_{j < n_layers} Â^j x, every node
-        out = x[index] + _rows_product(ctx.sub, acc)  # (R, D)
+        if ctx.sub is None:
+            out = x[index] + graph.product(acc)[index]
+        else:
+            out = x[index] + _rows_product(ctx.sub, acc)  # (R, D)
         return out / (n_layers + 1)
 
     @staticmethod
@@ -119,7 +128,10 @@ class _LayerMeanRows(torch.autograd.Function):
         full[ctx.index] = grad
         if ctx.n_layers == 0:
             return full, None, None, None
-        acc = full + _rows_product(ctx.sub.T, grad)  # G + Â G with G non-zero on rows only
+        if ctx.sub is None:
+            acc = full + ctx.graph.product(full)
+        else:
+            acc = full + _rows_product(ctx.sub.T, grad)  # G + Â G, G non-zero on rows only
         for _ in range(ctx.n_layers - 1):
             acc = full + ctx.graph.product(acc)
         return acc, None, None, None

@@ -1,0 +1,342 @@
+"""Graph recommenders: LightGCN and NGCF against RecBole 1.2.1 on ml-1m; LightGCN on gowalla.
+
+Part `ml-1m`: the ml-1m pairs (random 8:1:1 per user, seed 2020), the same settings on both
+sides (64 dims, 3 layers, lr 1e-3, batch 2048, reg 1e-4 for LightGCN and 1e-5 for NGCF), one
+thread each, early stopping on valid NDCG@10 (RecBole: 10 stale passes; ours: patience 10),
+RecBole capped by `--recbole-cap` seconds of training. After every epoch of ours the test
+NDCG@10 is measured (in a Trainer callback, not counted as training time) to report when ours
+first reaches RecBole's final test NDCG@10.
+
+Part `gowalla`: the published LightGCN split (train.txt / test.txt), full ranking over all
+items with train items excluded, Recall@20 and NDCG@20 of every test user, a time budget per
+run; the curve is measured every `--eval-interval` CPU seconds of training.
+
+Each of our runs is a fresh subprocess (its own peak RSS).
+
+    .venv/bin/python -m benchmarks.graph --part ml-1m --out /tmp/graph-ml-1m.json
+    .venv/bin/python -m benchmarks.graph --part gowalla --runs lightgcn-paper \
+        --max-seconds 2400 --out /tmp/graph-gowalla.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import (
+    DATA,
+    WORK,
+    export_for_recbole,
+    peak_rss_mb,
+    random_split_of,
+    run_recbole,
+    set_threads,
+)
+from tuijian.data import Split, fixed_split, load
+from tuijian.evaluation import evaluate
+from tuijian.models.registry import get_model
+from tuijian.training import Trainer
+
+METRICS = ("ndcg", "recall")
+# Our runs stop after `--max-seconds` of CPU time (train + valid, this process), so a busy
+# shared machine does not shorten them; wall time is capped at this multiple of it.
+WALL_FACTOR = 4.0
+
+
+@dataclass(frozen=True)
+class Run:
+    """One of our configurations: registry name, overrides, and what it deviates in."""
+
+    model: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+    peer: str | None = None  # key of the RecBole run it is compared with
+    max_seconds: float | None = None  # a smaller CPU budget than --max-seconds for this run
+
+
+# RecBole class and --set values; the harness adds epochs, the cap and 1 thread.
+PEERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "lightgcn": (
+        "LightGCN",
+        {"embedding_size": 64, "n_layers": 3, "learning_rate": 1e-3, "reg_weight": 1e-4},
+    ),
+    "ngcf": (
+        "NGCF",
+        {
+            "embedding_size": 64,
+            "hidden_size_list": "[64,64,64]",
+            "learning_rate": 1e-3,
+            "reg_weight": 1e-5,
+            "node_dropout": 0.0,
+            "message_dropout": 0.1,
+        },
+    ),
+}
+
+ML1M_RUNS: dict[str, Run] = {
+    "lightgcn": Run("lightgcn", note="paper settings, same as RecBole", peer="lightgcn"),
+    "lightgcn-full": Run(
+        "lightgcn",
+        {"propagation": "full"},
+        "whole graph propagated per batch (speed only)",
+        "lightgcn",
+        max_seconds=150.0,
+    ),
+    "lightgcn-b8192": Run(
+        "lightgcn",
+        {"batch_size": 8192, "lr": 4e-3},
+        "DEVIATION: batch 8192, lr 4e-3 (scaled with the batch)",
+        "lightgcn",
+    ),
+    "ngcf": Run("ngcf", note="paper settings, same as RecBole", peer="ngcf"),
+}
+
+GOWALLA_RUNS: dict[str, Run] = {
+    "lightgcn-paper": Run("lightgcn", note="paper settings: batch 2048, lr 1e-3, reg 1e-4"),
+    "lightgcn-b65536": Run(
+        "lightgcn",
+        {"batch_size": 65536, "lr": 5e-2},
+        "DEVIATION: batch 65536, lr 5e-2",
+    ),
+    "bpr": Run("bpr", note="BPR-MF, 64 dims, batch 2048, lr 1e-3"),
+    "multvae": Run("multvae", note="Mult-VAE, its defaults"),
+}
+
+
+def gowalla_split() -> Split:
+    """LightGCN's published gowalla train/test files as a fixed split."""
+    raw = load("lightgcn", DATA / "lightgcn-splits" / "gowalla")
+    return fixed_split(raw.fixed_split, name="gowalla")
+
+
+def load_split(part: str) -> Split:
+    return random_split_of("ml-1m") if part == "ml-1m" else gowalla_split()
+
+
+# ---- one of our runs (in its own process) -------------------------------------------------
+
+
+def run_one(part: str, label: str, max_seconds: float, eval_interval: float, threads: int):
+    """Fit one configuration with a test curve; returns its result dictionary."""
+    set_threads(threads)
+    run = (ML1M_RUNS if part == "ml-1m" else GOWALLA_RUNS)[label]
+    max_seconds = min(max_seconds, run.max_seconds or max_seconds)
+    split = load_split(part)
+    ks = (10, 20)
+    curve: list[dict[str, Any]] = []
+    eval_times: list[float] = []
+    totals = {"train": 0.0, "valid": 0.0, "last_eval_cpu": 0.0, "test_cpu": 0.0}
+    cpu_start = time.process_time()
+
+    def track(model: Any, record: Any) -> bool:
+        totals["train"] += record.train_seconds
+        totals["valid"] += record.valid_seconds
+        cpu = time.process_time() - cpu_start - totals["test_cpu"]  # train + valid CPU
+        point = {
+            "epoch": record.epoch,
+            "loss": round(record.loss, 5),
+            "train_s": round(record.train_seconds, 3),
+            "cum_train_s": round(totals["train"], 2),
+            "cum_valid_s": round(totals["valid"], 2),
+            "cum_cpu_s": round(cpu, 2),
+        }
+        if record.valid:
+            point["valid"] = record.valid
+        out_of_budget = cpu >= max_seconds
+        if cpu - totals["last_eval_cpu"] >= eval_interval or out_of_budget:
+            totals["last_eval_cpu"] = cpu
+            model.invalidate_cache()  # each timed pass propagates once
+            t0, c0 = time.perf_counter(), time.process_time()
+            res = evaluate(model, split, ks=ks, metrics=METRICS, beyond_accuracy=False)
+            eval_times.append(time.perf_counter() - t0)
+            totals["test_cpu"] += time.process_time() - c0
+            point["test"] = {k: round(v, 5) for k, v in res.summary.items()}
+        curve.append(point)
+        print(json.dumps(point), flush=True)
+        return out_of_budget
+
+    wall_cap = max_seconds * WALL_FACTOR
+    overrides = {"threads": threads, "max_seconds": wall_cap, "epochs": 100_000}
+    model = get_model(run.model, **{**overrides, **run.overrides})
+    trainer = Trainer(progress=False, callbacks=[track])
+    t0 = time.perf_counter()
+    model.fit(split.train, valid=split.valid, trainer=trainer)
+    fit_s = time.perf_counter() - t0
+    final = evaluate(model, split, ks=ks, metrics=METRICS, beyond_accuracy=False)
+    history = trainer.history
+    return {
+        "label": label,
+        "model": run.model,
+        "note": run.note,
+        "params": run.overrides,
+        "config": model.config.model_dump(),
+        "test": {k: round(v, 5) for k, v in final.summary.items()},
+        "epochs_run": len(history.epochs),
+        "best_epoch": history.best_epoch,
+        "stopped_by": history.stopped_by,
+        "fit_s": round(fit_s, 2),
+        "train_total_s": round(history.train_seconds, 2),
+        "median_train_s_per_epoch": round(
+            statistics.median(e.train_seconds for e in history.epochs), 3
+        ),
+        "median_valid_s_per_pass": round(
+            statistics.median([e.valid_seconds for e in history.epochs] or [0.0]), 3
+        ),
+        "median_eval_s_per_pass": round(statistics.median(eval_times or [0.0]), 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "curve": curve,
+    }
+
+
+def spawn(part: str, label: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """Run one configuration in a fresh interpreter; its result plus CPU use of the process."""
+    cmd = [
+        sys.executable, "-m", "benchmarks.graph", "--part", part, "--one", label,
+        "--max-seconds", str(args.max_seconds), "--eval-interval", str(args.eval_interval),
+        "--threads", str(args.threads), "--out", str(out),
+    ]  # fmt: skip
+    with Usage() as usage:
+        subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[1])
+    return {**json.loads(out.read_text()), **usage.summary()}
+
+
+class Usage:
+    """CPU seconds and wall seconds of the child processes run inside the block."""
+
+    def __enter__(self) -> Usage:
+        self.cpu0 = children_cpu()
+        self.wall0 = time.perf_counter()
+        self.load0 = os.getloadavg()[0]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cpu = children_cpu() - self.cpu0
+        self.wall = time.perf_counter() - self.wall0
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "process_cpu_s": round(self.cpu, 1),
+            "process_wall_s": round(self.wall, 1),
+            "cpu_share": round(self.cpu / max(self.wall, 1e-9), 3),
+            "loadavg_1min_at_start": round(self.load0, 2),
+        }
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of all finished child processes."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# ---- RecBole and the comparison ------------------------------------------------------------
+
+
+def run_peer(key: str, split: Split, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """RecBole's model on our exact split (reused from a finished run with the same argv)."""
+    name, settings = PEERS[key]
+    sets = {**settings, "train_batch_size": 2048, "eval_batch_size": args.recbole_eval_batch}
+    extra = ["--epochs", "300", "--cap-seconds", str(args.recbole_cap)]
+    for k, v in sets.items():
+        extra += ["--set", f"{k}={v}"]
+    out = work / "recbole" / f"{name}.json"
+    if out.is_file() and not args.rerun_recbole:
+        cached = json.loads(out.read_text())
+        if all(a in cached.get("argv", []) for a in extra):
+            return cached
+    out.parent.mkdir(parents=True, exist_ok=True)
+    split_dir = export_for_recbole(split, work)
+    with Usage() as usage:
+        res = run_recbole(name, split_dir, out, threads=args.threads, args=extra)
+    res["usage"] = usage.summary()
+    out.write_text(json.dumps(res, indent=2))
+    return res
+
+
+def peer_summary(res: dict[str, Any]) -> dict[str, Any]:
+    """The RecBole figures we report, and its time to its best (reported) epoch."""
+    best = res["best_epoch"]
+    to_best = (
+        res["timings_s"]["model_init"]
+        + sum(res["train_epoch_s"][: best + 1])
+        + sum(res["valid_eval_s"][: best + 1])
+    )
+    return {
+        "test": res["test_result"],
+        "epochs_run": res["epochs_run"],
+        "best_epoch": best,
+        "stopped_by": res["stopped_by"],
+        "train_total_s": res["train_total_s"],
+        "median_train_s_per_epoch": res["median_train_s_per_epoch"],
+        "median_eval_s_per_pass": res["median_eval_s_per_pass"],
+        "eval_batch_size": res["config"].get("eval_batch_size"),
+        "seconds_to_best_epoch": round(to_best, 1),
+        "peak_rss_mb": res["peak_rss_mb"],
+        "loadavg_1min": res.get("loadavg_1min"),
+        **res.get("usage", {}),
+    }
+
+
+def time_to_target(ours: dict[str, Any], target: float) -> dict[str, Any] | None:
+    """First epoch of ours whose test NDCG@10 reaches `target`: its cumulative seconds."""
+    for point in ours["curve"]:
+        if "test" in point and point["test"]["ndcg@10"] >= target:
+            return {
+                "epoch": point["epoch"],
+                "train_s": point["cum_train_s"],
+                "train_plus_valid_s": round(point["cum_train_s"] + point["cum_valid_s"], 2),
+                "cpu_s": point["cum_cpu_s"],
+            }
+    return None
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the chosen part and write its JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("ml-1m", "gowalla"), required=True)
+    parser.add_argument("--runs", default="", help="comma-separated run labels (default: all)")
+    parser.add_argument("--max-seconds", type=float, default=600.0, help="CPU s per run of ours")
+    parser.add_argument("--eval-interval", type=float, default=0.0, help="CPU s between tests")
+    parser.add_argument("--recbole-cap", type=int, default=600)
+    parser.add_argument("--recbole-eval-batch", type=int, default=409_600)
+    parser.add_argument("--rerun-recbole", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.one:
+        result = run_one(args.part, args.one, args.max_seconds, args.eval_interval, args.threads)
+        args.out.write_text(json.dumps(result, indent=2))
+        return result
+    table = ML1M_RUNS if args.part == "ml-1m" else GOWALLA_RUNS
+    labels = [s for s in args.runs.split(",") if s] or list(table)
+    work = WORK / "graph" / args.part
+    work.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"part": args.part, "threads": args.threads, "runs": {}, "peers": {}}
+    split = load_split(args.part) if args.part == "ml-1m" else None
+    for label in labels:
+        run = table[label]
+        if run.peer and split is not None and run.peer not in result["peers"]:
+            result["peers"][run.peer] = peer_summary(run_peer(run.peer, split, work, args))
+        ours = spawn(args.part, label, args, work / f"ours-{label}.json")
+        if run.peer in result["peers"]:
+            target = result["peers"][run.peer]["test"]["ndcg@10"]
+            ours["time_to_peer_ndcg@10"] = time_to_target(ours, target)
+        result["runs"][label] = ours
+        args.out.write_text(json.dumps(result, indent=2))
+        print(f"[{label}] test {ours['test']} epochs {ours['epochs_run']}", flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()
