@@ -1,5 +1,6 @@
 """Training: the Trainer loop shared by every torch model."""
 
-from tuijian.training.trainer import EpochRecord, Trainer, TrainingHistory
+from tuijian.training.history import EpochRecord, TrainingHistory
+from tuijian.training.trainer import EpochCallback, Trainer
 
-__all__ = ["EpochRecord", "Trainer", "TrainingHistory"]
+__all__ = ["EpochCallback", "EpochRecord", "Trainer", "TrainingHistory"]

@@ -137,5 +137,5 @@ def test_beats_popularity_on_the_synthetic_shop() -> None:
 
 
 def test_beats_popularity_on_ml100k() -> None:
-    ndcg = contract.ml100k_ndcg("bpr", threads=1, epochs=40, lr=0.002)
-    assert ndcg > contract.ml100k_ndcg("pop") + 0.12
+    ndcg = contract.ml100k_ndcg("bpr", threads=1, epochs=15, lr=0.005)
+    assert ndcg > contract.ml100k_ndcg("pop") + 0.12  # measured 0.374 vs 0.212
