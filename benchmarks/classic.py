@@ -5,7 +5,7 @@ items, cut-offs 10 and 20. Each family runs the same hyper-parameter grid on bot
 side picks its configuration on VALID NDCG@10 and reports it on test. The picked configurations
 are timed `--repeats` times (medians reported).
 
-    .venv/bin/python benchmarks/classic.py --dataset ml-100k --out results/classic-ml-100k.json
+    .venv/bin/python benchmarks/classic.py --dataset ml-100k --out /tmp/tj/classic-ml-100k.json
 """
 
 from __future__ import annotations
@@ -80,7 +80,9 @@ FAMILIES: dict[str, Family] = {
     "als": Family(
         "als",
         None,
-        tuple({"factors": f, "regularization": r} for f in (64, 128) for r in (3.0, 10.0, 30.0)),
+        tuple(
+            {"factors": f, "regularization": r} for f in (64, 128) for r in (3.0, 10.0, 30.0, 100.0)
+        ),
         references={
             "implicit defaults": {"factors": 100, "regularization": 0.01, "alpha": 1.0},
             "tuijian defaults": {},
