@@ -75,9 +75,19 @@ class ItemList:
 
 
 def _as_tensor(scores: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A float32 CPU tensor of a score block that the caller may modify in place.
+
+    `score` returns a new block (the contract test checks it); views and read-only arrays are
+    copied here so masking never writes into a model's own buffers.
+    """
     if isinstance(scores, torch.Tensor):
-        return scores.detach().to("cpu", torch.float32)
-    return torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
+        shared = scores._base is not None or (scores.is_leaf and scores.requires_grad)
+        out = scores.detach().to("cpu", torch.float32)
+        return out.clone() if shared and out.data_ptr() == scores.data_ptr() else out
+    arr = np.ascontiguousarray(scores, dtype=np.float32)
+    if not arr.flags.writeable or arr.base is not None:
+        arr = arr.copy()
+    return torch.from_numpy(arr)
 
 
 def rows_per_batch(n_items: int, budget: int = SCORE_BUDGET) -> int:
@@ -246,7 +256,6 @@ class Recommender(ABC):
             with torch.no_grad():
                 block = _as_tensor(self.score(user_idx[sl], candidates))
             if mask is not None:
-                block = block.clone()  # score() may hand back a model's own buffer
                 mask_rows(block, mask, mask_rows_idx[sl])
             vals, idx = torch.topk(block, k_eff, dim=1)
             idx_np = idx.numpy() if candidates is None else candidates[idx.numpy()]

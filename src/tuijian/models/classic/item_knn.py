@@ -15,13 +15,19 @@ from tuijian.models.registry import register
 
 
 class ItemKNNConfig(ModelConfig):
-    """ItemKNN settings: neighbourhood size, shrinkage and the weighting of the user-item matrix."""
+    """ItemKNN settings: neighbourhood size, shrinkage and the weighting of the user-item matrix.
+
+    `neighbours_of="candidate"` scores item i from i's own k nearest items that the user has
+    (Sarwar et al. 2001; what RecBole does); "history" sums, over the user's items j, j's k
+    nearest neighbours. Candidate neighbourhoods were better on ml-100k and ml-1m valid NDCG.
+    """
 
     k_neighbors: int = Field(100, gt=0)
     shrink: float = Field(0.0, ge=0)
     weighting: Literal["none", "tfidf", "bm25"] = "none"
     bm25_k1: float = Field(1.2, ge=0)
     bm25_b: float = Field(0.75, ge=0, le=1)
+    neighbours_of: Literal["candidate", "history"] = "candidate"
 
 
 def user_idf(matrix: sp.csr_matrix) -> np.ndarray:
@@ -78,7 +84,9 @@ class ItemKNN(Recommender):
     def _fit(self, train: Dataset, *, valid: Dataset | None, trainer: Any) -> None:
         cfg = self.config
         weighted = weight_matrix(train.matrix, cfg.weighting, cfg.bm25_k1, cfg.bm25_b)
-        self.similarity_ = item_similarity(weighted, cfg.k_neighbors, cfg.shrink)
+        sim = item_similarity(weighted, cfg.k_neighbors, cfg.shrink)  # row j: j's neighbours
+        # score = user row @ similarity_, so column i must hold i's neighbourhood
+        self.similarity_ = sim.T.tocsr() if cfg.neighbours_of == "candidate" else sim
         self.user_items_ = train.matrix.astype(np.float32).tocsr()
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
