@@ -148,3 +148,13 @@ def test_same_generator_state_gives_same_draws() -> None:
     a = sampler.sample(users, 2, np.random.default_rng(9))
     b = sampler.sample(users, 2, np.random.default_rng(9))
     np.testing.assert_array_equal(a, b)
+
+
+def test_bit_table_matches_numpy_packbits() -> None:
+    rng = np.random.default_rng(5)
+    keys = np.unique(rng.integers(0, 1000, size=300))
+    flags = np.zeros(1003, dtype=bool)
+    flags[keys] = True
+    expected = np.packbits(flags, bitorder="little")
+    np.testing.assert_array_equal(sampling.bit_table(keys, 1003), expected)
+    assert sampling.bit_table(np.array([], dtype=np.int64), 9).tolist() == [0, 0]

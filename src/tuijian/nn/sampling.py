@@ -41,6 +41,17 @@ def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keep, alias  # buckets left over (rounding) keep themselves with probability 1
 
 
+def bit_table(keys: np.ndarray, size: int) -> np.ndarray:
+    """Packed bits (little-endian within a byte) with bit `k` set for each sorted unique key."""
+    table = np.zeros((size + 7) // 8, dtype=np.uint8)
+    if len(keys):
+        byte = keys >> 3
+        starts = np.flatnonzero(np.r_[True, byte[1:] != byte[:-1]])
+        bits = np.left_shift(1, keys & 7).astype(np.uint8)  # distinct bits: sum == or
+        table[byte[starts]] = np.add.reduceat(bits, starts)
+    return table
+
+
 class NegativeSampler:
     """Draws items a user never interacted with, exactly (rejected draws are redrawn).
 
@@ -82,9 +93,7 @@ class NegativeSampler:
         self._keys: np.ndarray | None = None
         self._bits: np.ndarray | None = None
         if self.n_users * self.n_items <= 8 * BITMAP_BUDGET_BYTES:
-            flags = np.zeros(self.n_users * self.n_items, dtype=bool)
-            flags[keys] = True
-            self._bits = np.packbits(flags, bitorder="little")
+            self._bits = bit_table(keys, self.n_users * self.n_items)
         else:
             self._keys = keys
         self._keep: np.ndarray | None = None
