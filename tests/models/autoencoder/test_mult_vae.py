@@ -16,6 +16,7 @@ from tuijian.models.autoencoder.base import row_batch
 from tuijian.models.autoencoder.mult_vae import MultDAE, MultVAE, anneal_beta
 from tuijian.models.base import Recommender
 from tuijian.models.registry import get_model
+from tuijian.nn.losses import kl_normal, softmax_ce_loss
 
 C = Columns
 TINY = {"hidden_sizes": (6,), "latent_size": 3, "epochs": 1, "threads": 1}
@@ -75,10 +76,33 @@ def test_vae_scores_decode_the_mean_without_noise(two_rows: Dataset) -> None:
         torch.testing.assert_close(first, model.module_.decode(mu))
 
 
-@pytest.mark.parametrize("name", ["multdae", "multvae"])
-def test_beats_popularity_on_synthetic_shop(name: str, tmp_path: Path) -> None:
+def test_noise_std_zero_decodes_the_mean_in_training(two_rows: Dataset) -> None:
+    model = MultVAE(dropout=0.0, noise_std=0.0, total_anneal_steps=0, **TINY).fit(two_rows)
+    batch = row_batch(model.seen_, np.array([0, 1]), model.device)
+    with torch.no_grad():
+        mu, logvar = model.module_.posterior(batch)
+        expected = softmax_ce_loss(model.module_.decode(mu), batch.dense)
+        expected = expected + 0.2 * kl_normal(mu, logvar)
+        torch.testing.assert_close(model.compute_loss(batch), expected)
+
+
+def test_bf16_scores_stay_close_to_fp32(two_rows: Dataset) -> None:
+    model = MultDAE(**TINY).fit(two_rows)
+    users = np.array([0, 1])
+    exact = model.score(users)
+    model.config = model.config.model_copy(update={"precision": "bf16"})
+    fast = model.score(users)
+    assert fast.dtype == torch.float32
+    torch.testing.assert_close(fast, exact, atol=0.05, rtol=0.02)
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [("multdae", {}), ("multvae", {}), ("multvae", {"precision": "bf16", "noise_std": 0.01})],
+)
+def test_beats_popularity_on_synthetic_shop(name: str, overrides: dict, tmp_path: Path) -> None:
     split = shop_split()
-    model = get_model(name, epochs=20, batch_size=50, threads=1).fit(split.train)
+    model = get_model(name, epochs=20, batch_size=50, threads=1, **overrides).fit(split.train)
     pop = get_model("pop").fit(split.train)
     assert ndcg_at_10(model, split) > 1.4 * ndcg_at_10(pop, split)
     loaded = Recommender.load(model.save(tmp_path / name))

@@ -26,6 +26,7 @@ from tuijian.models.autoencoder.base import (
     RowBatch,
     RowModule,
     SparseInput,
+    index_tensor,
     row_batch,
 )
 from tuijian.models.base import rows_per_batch
@@ -91,41 +92,34 @@ class AutoRec(RowAutoencoder):
     def compute_loss(self, batch: RowBatch) -> torch.Tensor:
         """Squared error on the observed ratings plus the scaled L2 penalty of both weights."""
         m = self.module_
-        loss = mse_loss(m(batch), batch.dense, batch.observed())
+        with self.autocast():
+            pred = m(batch).float()  # (B, U)
+        loss = mse_loss(pred, batch.dense, batch.observed())
         return (
             loss + self.config.l2 * l2_penalty(m.input.weight, m.output.weight) / self._n_observed
         )
 
     def invalidate_cache(self) -> None:
+        """Drop the cached reconstruction (the weights changed)."""
         self._cache = None
 
     def reconstruction(self) -> torch.Tensor:
         """(I, U) predicted ratings of every item by every user (unclipped), computed once."""
         if self._cache is not None:
             return self._cache
-        n_items, n_users = self.item_rows_.shape
-        step = rows_per_batch(n_users)
-        with torch.no_grad():
-            blocks = [
-                self.module_(
-                    row_batch(
-                        self.item_rows_,
-                        np.arange(s, min(s + step, n_items)),
-                        self.device,
-                        dense=False,
-                    )
-                )
-                for s in range(0, n_items, step)
-            ]
-            full = torch.cat(blocks)
-            mean = float(self.rating_stats_[0])
+        rows = self.item_rows_
+        n_items, n_users = rows.shape
+        chunks = np.array_split(np.arange(n_items), -(-n_items // rows_per_batch(n_users)))
+        with torch.no_grad(), self.autocast():
+            full = torch.cat(
+                [self.module_(row_batch(rows, c, self.device, dense=False)) for c in chunks]
+            ).float()
+            rated_item = torch.from_numpy(np.diff(rows.indptr) > 0)  # (I,)
+            rated_user = torch.from_numpy(np.bincount(rows.indices, minlength=n_users) > 0)  # (U,)
+            known = (rated_item[:, None] & rated_user[None, :]).to(self.device)
             user_bias = torch.from_numpy(self.user_bias_).to(self.device)
             item_bias = torch.from_numpy(self.item_bias_).to(self.device)
-            baseline = mean + item_bias[:, None] + user_bias[None, :]
-            counts = self.item_rows_.getnnz
-            rated_item = torch.from_numpy(counts(axis=1) > 0).to(self.device)
-            rated_user = torch.from_numpy(counts(axis=0) > 0).to(self.device)
-            known = rated_item[:, None] & rated_user[None, :]
+            baseline = float(self.rating_stats_[0]) + item_bias[:, None] + user_bias[None, :]
             self._cache = torch.where(known, full, baseline)
         return self._cache
 
@@ -133,14 +127,14 @@ class AutoRec(RowAutoencoder):
         """Predicted ratings, (len(user_idx), n_items or len(item_idx)); a fresh tensor."""
         full = self.reconstruction()
         if item_idx is not None:
-            full = full[torch.from_numpy(np.array(item_idx, dtype=np.int64)).to(full.device)]
-        return full[:, torch.from_numpy(np.array(user_idx, dtype=np.int64)).to(full.device)].T
+            full = full[index_tensor(item_idx, full.device)]
+        return full[:, index_tensor(user_idx, full.device)].T
 
     def predict(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         """Predicted ratings of (user, item) pairs, clipped to the training rating range."""
         full = self.reconstruction()
-        users = torch.from_numpy(np.array(user_idx, dtype=np.int64)).to(full.device)
-        items = torch.from_numpy(np.array(item_idx, dtype=np.int64)).to(full.device)
+        users = index_tensor(user_idx, full.device)
+        items = index_tensor(item_idx, full.device)
         _, low, high = self.rating_stats_.tolist()
         pred = full[items, users].clamp(low, high)
         return pred.cpu().numpy().astype(np.float32)

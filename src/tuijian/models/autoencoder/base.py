@@ -18,6 +18,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -52,18 +53,22 @@ class RowBatch:
         return mask
 
 
+def index_tensor(values: np.ndarray, device: torch.device) -> torch.Tensor:
+    """An int64 tensor on `device` holding a copy of `values` (safe for read-only arrays)."""
+    return torch.from_numpy(np.array(values, dtype=np.int64)).to(device)
+
+
 def row_batch(
     matrix: sp.csr_matrix, rows: np.ndarray, device: torch.device, *, dense: bool = True
 ) -> RowBatch:
     """Slice `rows` out of a CSR matrix into a `RowBatch` (one vectorized slice, no row loop)."""
     sub = matrix[rows]
     counts = np.diff(sub.indptr)
-    as_long = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(device)  # noqa: E731
     return RowBatch(
-        rows=as_long(rows),
-        offsets=as_long(sub.indptr[:-1]),
-        row_of=as_long(np.repeat(np.arange(len(rows)), counts)),
-        cols=as_long(sub.indices),
+        rows=index_tensor(rows, device),
+        offsets=index_tensor(sub.indptr[:-1], device),
+        row_of=index_tensor(np.repeat(np.arange(len(rows)), counts), device),
+        cols=index_tensor(sub.indices, device),
         values=torch.from_numpy(sub.data.astype(np.float32)).to(device),
         dense=torch.from_numpy(sub.toarray().astype(np.float32)).to(device) if dense else None,
     )
@@ -121,13 +126,20 @@ class RowModule(nn.Module):
         """(B, n_cols) reconstruction logits, or only the columns `cols`."""
 
     def forward(self, batch: RowBatch, cols: torch.Tensor | None = None) -> torch.Tensor:
+        """Reconstruction logits of the batch's rows: decode(encode(batch))."""
         return self.decode(self.encode(batch), cols)
 
 
 class RowAutoencoderConfig(TorchConfig):
-    """Training settings of row autoencoders: `batch_size` counts rows (users), not pairs."""
+    """Training settings of row autoencoders: `batch_size` counts rows (users), not pairs.
+
+    `precision="bf16"` runs the matrix products in bfloat16 (autocast; weights, losses and the
+    returned scores stay float32): about twice as fast on CPUs with native bfloat16 (AVX-512
+    BF16, AMX) and on GPUs, much slower on CPUs without it.
+    """
 
     batch_size: int = Field(500, ge=1)
+    precision: Literal["fp32", "bf16"] = "fp32"
 
 
 class RowAutoencoder(TorchRecommender):
@@ -141,6 +153,11 @@ class RowAutoencoder(TorchRecommender):
     config_class = RowAutoencoderConfig
     config: RowAutoencoderConfig
     module_: RowModule
+
+    def autocast(self) -> torch.autocast:
+        """The mixed-precision context of forward passes (a no-op with precision fp32)."""
+        bf16 = self.config.precision == "bf16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
 
     def train_rows(self) -> sp.csr_matrix:
         """The matrix whose rows are the training examples (users x items of training)."""
@@ -169,11 +186,7 @@ class RowAutoencoder(TorchRecommender):
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> torch.Tensor:
         """Reconstruction logits of the users' training rows: (len(user_idx), n_items or items)."""
-        batch = row_batch(
-            self.seen_, np.asarray(user_idx, dtype=np.int64), self.device, dense=False
-        )
-        cols = None
-        if item_idx is not None:
-            cols = torch.from_numpy(np.array(item_idx, dtype=np.int64)).to(self.device)
-        with torch.no_grad():
-            return self.module_(batch, cols)
+        batch = row_batch(self.seen_, np.asarray(user_idx), self.device, dense=False)
+        cols = None if item_idx is None else index_tensor(item_idx, self.device)
+        with torch.no_grad(), self.autocast():
+            return self.module_(batch, cols).float()

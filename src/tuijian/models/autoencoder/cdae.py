@@ -118,7 +118,8 @@ class CDAE(RowAutoencoder):
     def compute_loss(self, batch: RowBatch) -> torch.Tensor:
         """BCE (or MSE of sigmoid outputs) between the reconstruction and the clean row."""
         assert batch.dense is not None
-        logits = self.module_(batch)  # (B, I)
+        with self.autocast():
+            logits = self.module_(batch).float()  # (B, I)
         if isinstance(batch, NegativeBatch):
             rows = torch.cat([batch.row_of, batch.neg_row_of])
             cols = torch.cat([batch.cols, batch.neg_cols])

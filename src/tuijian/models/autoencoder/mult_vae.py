@@ -45,10 +45,13 @@ class MultDAEConfig(RowAutoencoderConfig):
 
 
 class MultVAEConfig(MultDAEConfig):
-    """Mult-DAE's settings plus the KL weight schedule: beta = min(cap, updates / total)."""
+    """Mult-DAE's settings, the KL weight schedule beta = min(cap, updates / total), and the
+    scale of the sampling noise in z = mu + noise_std * eps * sigma, eps ~ N(0, I): 1 is the
+    paper; RecBole's MultiVAE draws eps with standard deviation 0.01."""
 
     anneal_cap: float = Field(0.2, ge=0)
     total_anneal_steps: int = Field(200_000, ge=0)
+    noise_std: float = Field(1.0, ge=0)
 
 
 def anneal_beta(step: int, cap: float, total_steps: int) -> float:
@@ -132,7 +135,9 @@ class MultDAE(_MultAutoencoder):
 
     def compute_loss(self, batch: RowBatch) -> torch.Tensor:
         """-sum_i x_i log softmax(f(dropout(x)))_i, averaged over the batch's users."""
-        return softmax_ce_loss(self.module_(batch), batch.dense)
+        with self.autocast():
+            logits = self.module_(batch)  # (B, I)
+        return softmax_ce_loss(logits.float(), batch.dense)
 
 
 @register("multvae")
@@ -154,9 +159,11 @@ class MultVAE(_MultAutoencoder):
 
     def compute_loss(self, batch: RowBatch) -> torch.Tensor:
         """Multinomial negative log-likelihood of a sampled z plus beta * KL, per-user mean."""
-        mu, logvar = self.module_.posterior(batch)  # (B, Z) each
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        loss = softmax_ce_loss(self.module_.decode(z), batch.dense)
-        loss = loss + self.beta * kl_normal(mu, logvar)
+        with self.autocast():
+            mu, logvar = self.module_.posterior(batch)  # (B, Z) each
+            eps = torch.randn_like(mu) * self.config.noise_std
+            logits = self.module_.decode(mu + eps * torch.exp(0.5 * logvar))  # (B, I)
+        loss = softmax_ce_loss(logits.float(), batch.dense)
+        loss = loss + self.beta * kl_normal(mu.float(), logvar.float())
         self.n_updates += 1
         return loss
