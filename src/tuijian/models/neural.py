@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ class TorchConfig(ModelConfig):
     max_seconds: float | None = Field(None, gt=0)
     threads: int | None = Field(None, ge=1)
     device: str = "cpu"
+    pretrained: str | None = None  # a saved model folder, .npz or .npy to start from
 
 
 class TorchRecommender(Recommender):
@@ -45,6 +46,10 @@ class TorchRecommender(Recommender):
 
     config_class = TorchConfig
     config: TorchConfig
+    # How `pretrained` sources map onto this module: parameter renames, and which parameters'
+    # rows are matched by external id ({"item_emb.weight": "items"}); see nn.init.
+    pretrained_mapping: ClassVar[dict[str, str] | None] = None
+    pretrained_rows: ClassVar[dict[str, str] | None] = None
 
     def _fit(self, train: Dataset, *, valid: Dataset | None, trainer: Any) -> None:
         from tuijian.training import Trainer
@@ -52,6 +57,12 @@ class TorchRecommender(Recommender):
         torch.manual_seed(self.config.seed)
         self.prepare_data(train)
         self.module_ = self.build_module().to(self.device)
+        if self.config.pretrained:
+            from tuijian.nn.init import apply_pretrained
+
+            apply_pretrained(
+                self, self.config.pretrained, self.pretrained_mapping, rows=self.pretrained_rows
+            )
         (trainer or Trainer(progress=False)).fit(self, train, valid)
         self.module_.eval()
         self.invalidate_cache()

@@ -14,8 +14,12 @@ from tuijian.models.classic.user_knn import UserKNN, UserKNNConfig
 
 __all__ = [
     "ALS",
+    "BPRMF",
     "EASE",
     "ALSConfig",
+    "BPRConfig",
+    "BiasedMF",
+    "BiasedMFConfig",
     "ContentBased",
     "ContentConfig",
     "EASEConfig",

@@ -9,7 +9,7 @@ an L2 penalty on the embeddings the batch touched.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -76,6 +76,10 @@ class BPRMF(TorchRecommender):
 
     config_class = BPRConfig
     config: BPRConfig
+    pretrained_rows: ClassVar[dict[str, str] | None] = {
+        "user_emb.weight": "users",
+        "item_emb.weight": "items",
+    }
 
     def build_module(self) -> MatrixFactorization:
         """Tables sized from the fitted vocabularies."""
