@@ -29,6 +29,7 @@ from tuijian.errors import ConfigError
 from tuijian.models.base import Recommender
 from tuijian.models.neural import TorchConfig, TorchRecommender
 from tuijian.models.registry import register
+from tuijian.nn.init import init_from_model
 from tuijian.nn.losses import bce_loss, bpr_loss
 from tuijian.nn.mlp import MLP
 from tuijian.nn.sampling import NegativeSampler
@@ -65,10 +66,10 @@ class MLPConfig(NCFConfig):
 class NeuMFConfig(MLPConfig):
     """NeuMF: a GMF branch (`embedding_size`) and an MLP branch (`mlp_embedding_size`).
 
-    With `pretrained_gmf` and `pretrained_mlp` (folders of saved `gmf` and `mlp` models fitted
-    on the same data) both branches start from those weights and the prediction layer is
-    `[alpha * w_gmf; (1 - alpha) * w_mlp]`; the paper then trains with plain SGD
-    (`optimizer="sgd", momentum=0`).
+    With `pretrained_gmf` and `pretrained_mlp` (folders of saved `gmf` and `mlp` models) both
+    branches start from those weights (embedding rows matched by external id; ids a branch
+    lacks keep their random rows) and the prediction layer is `[alpha * w_gmf; (1 - alpha) *
+    w_mlp]`; the paper then trains with plain SGD (`optimizer="sgd", momentum=0`).
     """
 
     mlp_embedding_size: int | None = Field(None, ge=1)
@@ -191,12 +192,20 @@ class _NCFRecommender(TorchRecommender):
     """Shared training and scoring of the three NCF models (they differ in branch sizes)."""
 
     config: NCFConfig
+    # Embedding tables whose rows follow the vocabularies: pre-trained rows are matched by id.
+    pretrained_rows: ClassVar[dict[str, str] | None] = {
+        "gmf_user.weight": "users",
+        "gmf_item.weight": "items",
+        "mlp_user.weight": "users",
+        "mlp_item.weight": "items",
+    }
 
     def _branch_sizes(self) -> tuple[int, int]:
         """(GMF embedding size, MLP embedding size); 0 turns a branch off."""
         raise NotImplementedError
 
     def build_module(self) -> NCFNet:
+        """The branches this model uses, sized from the fitted vocabularies."""
         cfg = self.config
         gmf_size, mlp_size = self._branch_sizes()
         return NCFNet(
@@ -231,6 +240,7 @@ class _NCFRecommender(TorchRecommender):
             yield torch.from_numpy(users).to(self.device), torch.from_numpy(items).to(self.device)
 
     def compute_loss(self, batch: Any) -> torch.Tensor:
+        """BCE over the positive (label 1) and its negatives (label 0), or BPR pos vs each neg."""
         users, items = batch
         logits = self.module_(users, items)  # (B, 1 + n)
         if self.config.loss == "bpr":
@@ -240,6 +250,7 @@ class _NCFRecommender(TorchRecommender):
         return bce_loss(logits, labels)
 
     def invalidate_cache(self) -> None:
+        """Drop the per-item parts of the scores (recomputed on the next `score`)."""
         self._item_cache: dict[str, torch.Tensor] | None = None
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> torch.Tensor:
@@ -307,7 +318,13 @@ class NeuMF(_NCFRecommender):
         net = super().build_module()
         pretrained, self._pretrained = getattr(self, "_pretrained", None), None
         if pretrained is not None:
-            init_from_branches(net, pretrained[0].module_, pretrained[1].module_, self.config.alpha)
+            gmf, mlp = pretrained
+            self.module_ = net  # the nn.init helpers write into `module_`
+            gmf_names = [k for k in gmf.module_.state_dict() if k.startswith("gmf_")]
+            init_from_model(self, gmf, {k: k for k in gmf_names}, self.pretrained_rows)
+            mlp_names = [k for k in mlp.module_.state_dict() if k.startswith(("mlp_", "tower."))]
+            init_from_model(self, mlp, {k: k for k in mlp_names}, self.pretrained_rows)
+            fuse_prediction_layers(net, gmf.module_, mlp.module_, self.config.alpha)
         return net
 
     def _load_branch(self, field: str) -> _NCFRecommender:
@@ -328,21 +345,17 @@ class NeuMF(_NCFRecommender):
                 f"{field}={path}: mlp_layers {list(model.config.mlp_layers)}, "
                 f"NeuMF has {list(self.config.mlp_layers)}"
             )
-        if model.users_ != self.users_ or model.items_ != self.items_:
-            raise ConfigError(f"{field}={path}: fitted on other users or items than this data")
         return model  # type: ignore[return-value]
 
 
-def init_from_branches(net: NCFNet, gmf: NCFNet, mlp: NCFNet, alpha: float) -> None:
-    """Copy a fitted GMF and MLP into NeuMF's branches; predict = [alpha w_gmf; (1-alpha) w_mlp].
+def fuse_prediction_layers(net: NCFNet, gmf: NCFNet, mlp: NCFNet, alpha: float) -> None:
+    """NeuMF's prediction layer from a fitted GMF's and MLP's: [alpha w_gmf; (1-alpha) w_mlp].
 
-    Before any training the NeuMF logit is then alpha * GMF logit + (1 - alpha) * MLP logit.
+    With the branches copied too, the NeuMF logit before any training is then
+    alpha * GMF logit + (1 - alpha) * MLP logit (He et al. 2017, section 3.4.1).
     """
-    state = net.state_dict()
-    state.update({k: v for k, v in gmf.state_dict().items() if k.startswith("gmf_")})
-    state.update({k: v for k, v in mlp.state_dict().items() if k.startswith(("mlp_", "tower."))})
-    state["predict.weight"] = torch.cat(
-        [alpha * gmf.predict.weight, (1 - alpha) * mlp.predict.weight], dim=1
-    )
-    state["predict.bias"] = alpha * gmf.predict.bias + (1 - alpha) * mlp.predict.bias
-    net.load_state_dict(state)
+    with torch.no_grad():
+        net.predict.weight.copy_(
+            torch.cat([alpha * gmf.predict.weight, (1 - alpha) * mlp.predict.weight], dim=1)
+        )
+        net.predict.bias.copy_(alpha * gmf.predict.bias + (1 - alpha) * mlp.predict.bias)
