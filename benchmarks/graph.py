@@ -32,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (
@@ -46,6 +49,7 @@ from benchmarks.common import (
 from tuijian.data import Split, fixed_split, load
 from tuijian.evaluation import evaluate
 from tuijian.models.registry import get_model
+from tuijian.nn.losses import bpr_loss, l2_penalty
 from tuijian.training import Trainer
 
 METRICS = ("ndcg", "recall")
@@ -109,6 +113,22 @@ GOWALLA_RUNS: dict[str, Run] = {
         {"batch_size": 65536, "lr": 5e-2},
         "DEVIATION: batch 65536, lr 5e-2",
     ),
+    "lightgcn-b65536-step": Run(
+        "lightgcn",
+        {
+            "batch_size": 65536,
+            "lr": 5e-2,
+            "lr_schedule": "step",
+            "lr_step_epochs": 75,
+            "lr_gamma": 0.5,
+        },
+        "DEVIATION: batch 65536, lr 5e-2 halved every 75 epochs",
+    ),
+    "lightgcn-b65536-cosine": Run(
+        "lightgcn",
+        {"batch_size": 65536, "lr": 5e-2, "lr_schedule": "cosine", "epochs": 250},
+        "DEVIATION: batch 65536, lr 5e-2 cosine-decayed to 0 over 250 epochs",
+    ),
     "bpr": Run("bpr", note="BPR-MF, 64 dims, batch 2048, lr 1e-3"),
     "multvae": Run("multvae", note="Mult-VAE, its defaults"),
 }
@@ -121,13 +141,16 @@ def gowalla_split() -> Split:
 
 
 def load_split(part: str) -> Split:
+    """The split of a benchmark part: the ml-1m pairs or the gowalla files."""
     return random_split_of("ml-1m") if part == "ml-1m" else gowalla_split()
 
 
 # ---- one of our runs (in its own process) -------------------------------------------------
 
 
-def run_one(part: str, label: str, max_seconds: float, eval_interval: float, threads: int):
+def run_one(
+    part: str, label: str, max_seconds: float, eval_interval: float, threads: int
+) -> dict[str, Any]:
     """Fit one configuration with a test curve; returns its result dictionary."""
     set_threads(threads)
     run = (ML1M_RUNS if part == "ml-1m" else GOWALLA_RUNS)[label]
@@ -140,6 +163,7 @@ def run_one(part: str, label: str, max_seconds: float, eval_interval: float, thr
     cpu_start = time.process_time()
 
     def track(model: Any, record: Any) -> bool:
+        """Log the epoch, test when due, and stop once the CPU budget is spent."""
         totals["train"] += record.train_seconds
         totals["valid"] += record.valid_seconds
         cpu = time.process_time() - cpu_start - totals["test_cpu"]  # train + valid CPU
@@ -225,6 +249,7 @@ class Usage:
         self.wall = time.perf_counter() - self.wall0
 
     def summary(self) -> dict[str, float]:
+        """CPU and wall seconds, their ratio, and the load when the block started."""
         return {
             "process_cpu_s": round(self.cpu, 1),
             "process_wall_s": round(self.wall, 1),
@@ -239,6 +264,69 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# ---- speed of the propagation variants -----------------------------------------------------
+
+
+def coo_autograd_loss(model: Any, batch: tuple[Any, ...]) -> Any:
+    """LightGCN's batch loss the textbook way: every layer over the whole graph, COO autograd."""
+    users, pos, neg = batch[:3]
+    module = model.module_
+    if not hasattr(module, "coo"):
+        coo = module.graph.matrix.tocoo()
+        index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+        module.coo = torch.sparse_coo_tensor(index, torch.from_numpy(coo.data), coo.shape)
+        module.coo = module.coo.coalesce()
+    layers = [module.ego]
+    for _ in range(model.config.n_layers):
+        layers.append(torch.sparse.mm(module.coo, layers[-1]))
+    final = torch.stack(layers).mean(0)
+    n_users = len(model.users_)
+    u, p, n = final[users], final[n_users + pos], final[n_users + neg]
+    ego = module.ego
+    reg = l2_penalty(ego[users], ego[n_users + pos], ego[n_users + neg]) / len(users)
+    return bpr_loss((u * p).sum(-1), (u * n).sum(-1)) + model.config.reg_weight * reg
+
+
+def speed(part: str, n_batches: int, threads: int) -> dict[str, Any]:
+    """CPU seconds per LightGCN training batch (forward, backward, Adam) for each variant."""
+    set_threads(threads)
+    train = load_split(part).train
+    out: dict[str, Any] = {}
+    for batch_size in (2048, 8192, 65536):
+        for variant in ("restricted", "full", "coo-autograd"):
+            propagation = "full" if variant == "coo-autograd" else variant
+            model = get_model("lightgcn", batch_size=batch_size, propagation=propagation)
+            model.users_, model.items_ = train.users, train.items
+            model.seen_ = (train.matrix > 0).astype(np.float32).tocsr()
+            model.prepare_data(train)
+            model.module_ = model.build_module()
+            optimizer = torch.optim.Adam(model.module_.parameters(), lr=1e-3)
+            batches = model.batches(train, np.random.default_rng(0))
+            limit = 3 if variant == "coo-autograd" else n_batches
+            t0, done = 0.0, 0
+            for step, batch in zip(range(limit + 1), batches, strict=False):
+                if step == 1:
+                    t0 = time.process_time()  # the first batch warms up
+                optimizer.zero_grad()
+                loss = (
+                    coo_autograd_loss(model, batch)
+                    if variant == "coo-autograd"
+                    else model.compute_loss(batch)
+                )
+                loss.backward()
+                optimizer.step()
+                done = step
+            per_batch = (time.process_time() - t0) / max(done, 1)
+            per_epoch = per_batch * -(-model.seen_.nnz // batch_size)
+            key = f"batch {batch_size} {variant}"
+            out[key] = {
+                "cpu_s_per_batch": round(per_batch, 4),
+                "cpu_s_per_epoch": round(per_epoch, 1),
+            }
+            print(key, out[key], flush=True)
+    return out
+
+
 # ---- RecBole and the comparison ------------------------------------------------------------
 
 
@@ -249,7 +337,7 @@ def run_peer(key: str, split: Split, work: Path, args: argparse.Namespace) -> di
     extra = ["--epochs", "300", "--cap-seconds", str(args.recbole_cap)]
     for k, v in sets.items():
         extra += ["--set", f"{k}={v}"]
-    out = work / "recbole" / f"{name}.json"
+    out = work / "recbole" / f"{name}-cap{args.recbole_cap}.json"
     if out.is_file() and not args.rerun_recbole:
         cached = json.loads(out.read_text())
         if all(a in cached.get("argv", []) for a in extra):
@@ -312,8 +400,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rerun-recbole", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--speed", dest="part_speed", action="store_true", help="variants only")
+    parser.add_argument("--speed-batches", type=int, default=20)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    if args.part_speed:
+        result = {"part": args.part, "speed": speed(args.part, args.speed_batches, args.threads)}
+        args.out.write_text(json.dumps(result, indent=2))
+        return result
     if args.one:
         result = run_one(args.part, args.one, args.max_seconds, args.eval_interval, args.threads)
         args.out.write_text(json.dumps(result, indent=2))

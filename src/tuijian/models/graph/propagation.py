@@ -65,6 +65,7 @@ class NormalizedGraph:
 
     @property
     def n_nodes(self) -> int:
+        """Users plus items."""
         return self.n_users + self.n_items
 
     def product(self, x: torch.Tensor) -> torch.Tensor:
