@@ -1,4 +1,5 @@
-"""NegativeSampler: exact exclusion (property test), target frequencies, alias table, errors."""
+"""NegativeSampler: exact exclusion (property test), target frequencies, alias table, errors;
+positive_pairs: every pair once, or uniform users."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from tuijian.errors import DataError
 from tuijian.nn import sampling
-from tuijian.nn.sampling import NegativeSampler, alias_table
+from tuijian.nn.sampling import NegativeSampler, alias_table, positive_pairs
 
 
 @st.composite
@@ -158,3 +159,39 @@ def test_bit_table_matches_numpy_packbits() -> None:
     expected = np.packbits(flags, bitorder="little")
     np.testing.assert_array_equal(sampling.bit_table(keys, 1003), expected)
     assert sampling.bit_table(np.array([], dtype=np.int64), 9).tolist() == [0, 0]
+
+
+def skewed_positives() -> sp.csr_matrix:
+    """User 0 has 8 items, user 1 has 1, user 2 none, user 3 has 3: 12 pairs."""
+    dense = np.zeros((4, 10), dtype=np.float32)
+    dense[0, :8] = 1.0
+    dense[1, 9] = 1.0
+    dense[3, [2, 5, 7]] = 1.0
+    return sp.csr_matrix(dense)
+
+
+def test_pairs_visits_every_stored_pair_once() -> None:
+    matrix = skewed_positives()
+    users, items = positive_pairs(matrix, "pairs", np.random.default_rng(0))
+    got = sorted(zip(users.tolist(), items.tolist(), strict=True))
+    coo = matrix.tocoo()
+    assert got == sorted(zip(coo.row.tolist(), coo.col.tolist(), strict=True))
+
+
+def test_users_draws_users_uniformly_and_only_their_positives() -> None:
+    matrix = skewed_positives()
+    rng = np.random.default_rng(1)
+    draws = [positive_pairs(matrix, "users", rng) for _ in range(3000)]
+    users = np.concatenate([u for u, _ in draws])
+    items = np.concatenate([i for _, i in draws])
+    assert len(draws[0][0]) == matrix.nnz  # as many pairs per epoch as "pairs" gives
+    assert matrix[users, items].min() == 1.0  # every drawn item is a positive of its user
+    share = np.bincount(users, minlength=4) / len(users)
+    np.testing.assert_allclose(share, [1 / 3, 1 / 3, 0.0, 1 / 3], atol=0.01)
+    of_user_3 = np.bincount(items[users == 3], minlength=10)[[2, 5, 7]]
+    np.testing.assert_allclose(of_user_3 / of_user_3.sum(), [1 / 3] * 3, atol=0.02)
+
+
+def test_unknown_positive_sampling_is_a_data_error() -> None:
+    with pytest.raises(DataError, match="unknown positive sampling"):
+        positive_pairs(skewed_positives(), "items", np.random.default_rng(0))

@@ -154,3 +154,26 @@ class NegativeSampler:
             weights = self.weights.copy()
             weights[self._positives.indices[start:end]] = 0.0
             flat[slots] = rng.choice(self.n_items, size=slots.size, p=weights / weights.sum())
+
+
+def positive_pairs(
+    positives: sp.csr_matrix, how: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch of (user, positive item) pairs, as many as `positives` stores.
+
+    `how="pairs"` yields every stored pair once, shuffled; `how="users"` draws each pair's user
+    uniformly among users with a positive and then one of that user's items (the sampler of the
+    LightGCN and NGCF authors' code), which weighs every user equally instead of every pair.
+    """
+    indptr = positives.indptr
+    if how == "pairs":
+        order = rng.permutation(positives.nnz)
+        users = np.repeat(np.arange(positives.shape[0], dtype=np.int64), np.diff(indptr))
+        return users[order], positives.indices[order].astype(np.int64)
+    if how != "users":
+        raise DataError(f"unknown positive sampling {how!r}; use 'pairs' or 'users'")
+    active = np.flatnonzero(np.diff(indptr) > 0)
+    users = active[rng.integers(0, len(active), positives.nnz)]
+    degree = indptr[users + 1] - indptr[users]
+    slot = indptr[users] + (rng.random(positives.nnz) * degree).astype(np.int64)
+    return users.astype(np.int64), positives.indices[slot].astype(np.int64)

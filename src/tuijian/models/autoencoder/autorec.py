@@ -125,10 +125,9 @@ class AutoRec(RowAutoencoder):
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> torch.Tensor:
         """Predicted ratings, (len(user_idx), n_items or len(item_idx)); a fresh tensor."""
-        full = self.reconstruction()
-        if item_idx is not None:
-            full = full[index_tensor(item_idx, full.device)]
-        return full[:, index_tensor(user_idx, full.device)].T
+        full = self.reconstruction()  # (I, U)
+        block = full.T[index_tensor(user_idx, full.device)]  # (B, I), a new tensor
+        return block if item_idx is None else block[:, index_tensor(item_idx, full.device)]
 
     def predict(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         """Predicted ratings of (user, item) pairs, clipped to the training rating range."""

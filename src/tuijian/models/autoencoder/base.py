@@ -178,6 +178,7 @@ class RowAutoencoder(TorchRecommender):
         return row_batch(matrix, rows, self.device)
 
     def n_batch_samples(self, batch: RowBatch) -> int:
+        """Rows in the batch (users, or items for I-AutoRec)."""
         return len(batch)
 
     @abstractmethod

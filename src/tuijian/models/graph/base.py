@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 import torch
 
 from tuijian.data.dataset import Dataset
-from tuijian.models.neural import TorchRecommender
-from tuijian.nn.sampling import NegativeSampler
+from tuijian.models.neural import TorchConfig, TorchRecommender
+from tuijian.nn.sampling import NegativeSampler, positive_pairs
 
 # A training batch: users (B,), positive items (B,), negative items (B,), the batch's unique
 # graph nodes (R,) and where each of the 3B (user, positive, negative) nodes sits in them (3B,).
 GraphBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class GraphConfig(TorchConfig):
+    """Settings every graph model shares: how an epoch's positive pairs are drawn.
+
+    `"pairs"` (RecBole) visits every training pair once; `"users"` (the LightGCN and NGCF
+    authors' code, behind their published numbers) draws as many pairs with a uniform user
+    and one of that user's items, so every user weighs the same, as in per-user metrics.
+    """
+
+    sampling: Literal["pairs", "users"] = "pairs"
 
 
 class GraphRecommender(TorchRecommender):
@@ -24,22 +36,20 @@ class GraphRecommender(TorchRecommender):
     embeddings in eval mode; it is computed once per evaluation and dropped after each epoch.
     """
 
+    config: GraphConfig
+
     def prepare_data(self, train: Dataset) -> None:
-        """Positive (user, item) pairs of the training graph and an exact negative sampler."""
-        pairs = self.seen_.tocoo()
-        self._pair_users = pairs.row.astype(np.int64)
-        self._pair_items = pairs.col.astype(np.int64)
+        """An exact sampler of negatives (items the user never saw in training)."""
         self._sampler = NegativeSampler(self.seen_)
 
     def batches(self, train: Dataset, rng: np.random.Generator) -> Iterator[GraphBatch]:
-        """Every training pair once, shuffled, each with one uniform negative the user never saw."""
-        order = rng.permutation(len(self._pair_users))
+        """An epoch of positive pairs (`config.sampling`), each with one uniform negative."""
+        all_users, all_pos = positive_pairs(self.seen_, self.config.sampling, rng)
         n_users = len(self.users_)
         size = self.config.batch_size
-        for start in range(0, len(order), size):
-            pick = order[start : start + size]
-            users = self._pair_users[pick]
-            pos = self._pair_items[pick]
+        for start in range(0, len(all_users), size):
+            users = all_users[start : start + size]
+            pos = all_pos[start : start + size]
             neg = self._sampler.sample(users, 1, rng)[:, 0]
             nodes, inverse = np.unique(
                 np.concatenate([users, n_users + pos, n_users + neg]), return_inverse=True

@@ -18,14 +18,13 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from tuijian.models.graph.base import GraphBatch, GraphRecommender
+from tuijian.models.graph.base import GraphBatch, GraphConfig, GraphRecommender
 from tuijian.models.graph.propagation import NormalizedGraph, layer_mean, layer_mean_rows
-from tuijian.models.neural import TorchConfig
 from tuijian.models.registry import register
 from tuijian.nn.losses import bpr_loss, l2_penalty
 
 
-class LightGCNConfig(TorchConfig):
+class LightGCNConfig(GraphConfig):
     """LightGCN settings; defaults follow the paper (64 dims, 3 layers, lr 1e-3, reg 1e-4)."""
 
     embedding_size: int = Field(64, ge=1)

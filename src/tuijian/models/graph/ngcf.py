@@ -16,14 +16,13 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from tuijian.models.graph.base import GraphBatch, GraphRecommender
+from tuijian.models.graph.base import GraphBatch, GraphConfig, GraphRecommender
 from tuijian.models.graph.propagation import NormalizedGraph, propagate
-from tuijian.models.neural import TorchConfig
 from tuijian.models.registry import register
 from tuijian.nn.losses import bpr_loss, l2_penalty
 
 
-class NGCFConfig(TorchConfig):
+class NGCFConfig(GraphConfig):
     """NGCF settings; defaults follow the paper (64 dims, three 64-wide layers, dropout 0.1)."""
 
     embedding_size: int = Field(64, ge=1)
