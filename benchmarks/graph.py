@@ -143,6 +143,9 @@ GOWALLA_RUNS: dict[str, Run] = {
     ),
     "bpr": Run("bpr", note="BPR-MF, 64 dims, batch 2048, lr 1e-3"),
     "multvae": Run("multvae", note="Mult-VAE, its defaults"),
+    "multvae-bf16": Run(
+        "multvae", {"precision": "bf16"}, "Mult-VAE, its defaults, bfloat16 matrix products"
+    ),
 }
 
 
