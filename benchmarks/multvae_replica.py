@@ -5,7 +5,9 @@ A diagnostic for the Mult-VAE gap in docs/benchmarks/autoencoders.md: it reprodu
 batch, `torch.randperm` user batches, Adam) line for line, trains it with a plain loop and,
 after every epoch, copies its weights into our `multvae` to score valid and test with our
 full-ranking evaluator. If it lands where our model does, the gap is not in our network,
-loss or trainer.
+loss or trainer. `--recbole-padding` also copies what RecBole's dataset does to the rows: a
+padding user (an empty row) and a padding item (column 0), and no column for the items that
+have no training interaction.
 
     .venv/bin/python -m benchmarks.multvae_replica --lr 3e-3 --epochs 22
 """
@@ -39,18 +41,36 @@ def recbole_mlp(dims: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def copy_into(ours: MultVAE, enc: nn.Sequential, dec: nn.Sequential) -> None:
-    """Load the replica's weights into our network (the same function, our layout)."""
+def replica_rows(seen: np.ndarray, padding: bool) -> tuple[torch.Tensor, np.ndarray, int]:
+    """(rows, our item of each replica column from `offset` on, offset): our binary train
+    rows, or with RecBole's padding user and item and only the items that have a row entry."""
+    if not padding:
+        return torch.from_numpy(seen), np.arange(seen.shape[1]), 0
+    keep = np.flatnonzero(seen.sum(0) > 0)
+    rows = torch.zeros(seen.shape[0] + 1, len(keep) + 1)
+    rows[1:, 1:] = torch.from_numpy(seen[:, keep])
+    return rows, keep, 1
+
+
+def copy_into(
+    ours: MultVAE, enc: nn.Sequential, dec: nn.Sequential, items: np.ndarray, offset: int
+) -> None:
+    """Load the replica's weights into our network (the same function, our layout); items
+    without a replica column get a zero input row and a -1e4 output bias (never ranked)."""
     net = ours.module_
+    cols = torch.from_numpy(items)
     with torch.no_grad():
-        net.input.weight.copy_(enc[0].weight.T)
+        net.input.weight.zero_()
+        net.input.weight[cols] = enc[0].weight.T[offset:]
         net.input.bias.copy_(enc[0].bias)
         net.to_latent.weight.copy_(enc[2].weight)
         net.to_latent.bias.copy_(enc[2].bias)
         net.decoder[0].weight.copy_(dec[0].weight)
         net.decoder[0].bias.copy_(dec[0].bias)
-        net.output.weight.copy_(dec[2].weight)
-        net.output.bias.copy_(dec[2].bias)
+        net.output.weight.zero_()
+        net.output.bias.fill_(-1e4)
+        net.output.weight[cols] = dec[2].weight[offset:]
+        net.output.bias[cols] = dec[2].bias[offset:]
     ours.invalidate_cache()
 
 
@@ -59,6 +79,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--epochs", type=int, default=22)
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--recbole-padding", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     set_threads(1)
@@ -66,7 +87,8 @@ def main() -> None:
     split = random_split_of("ml-1m")
     ours = get_model("multvae", noise_std=0.01, epochs=1, seed=args.seed, threads=1)
     ours.fit(split.train)  # builds the vocabularies and a network to copy into
-    rows = torch.from_numpy(ours.seen_.toarray().astype(np.float32))  # (U, I) binary
+    seen = ours.seen_.toarray().astype(np.float32)  # (U, I) binary
+    rows, items, offset = replica_rows(seen, args.recbole_padding)
     n_users, n_items = rows.shape
     enc, dec = recbole_mlp([n_items, 600, 400]), recbole_mlp([200, 600, n_items])
     for layer in [*enc, *dec]:
@@ -91,7 +113,7 @@ def main() -> None:
             loss.backward()
             opt.step()
             total += loss.item()
-        copy_into(ours, enc, dec)
+        copy_into(ours, enc, dec, items, offset)
         point = {"epoch": epoch, "loss": round(total, 1), "s": round(time.perf_counter() - t0, 2)}
         for part in ("valid", "test"):
             res = evaluate(ours, split, part=part, ks=(10,), metrics=("ndcg",))
