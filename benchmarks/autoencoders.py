@@ -44,10 +44,12 @@ from benchmarks.common import (
     SEED,
     WORK,
     Timer,
+    cached_recbole,
     export_for_recbole,
     peak_rss_mb,
     random_split_of,
-    run_recbole,
+    recbole_sets,
+    recbole_time_to_best,
     set_threads,
 )
 from tuijian.data import Columns, Split, load, prepare, random_split
@@ -63,15 +65,15 @@ PATIENCE = 11  # RecBole's stopping_step 10: it stops at the 11th pass without i
 PEERS = {"multvae": "MultiVAE", "multdae": "MultiDAE", "cdae": "CDAE"}
 
 
-def network(name: str) -> tuple[dict[str, Any], list[str]]:
-    """The same network on both sides: our config overrides and RecBole's `--set` values."""
+def network(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The same network on both sides: our config overrides and RecBole's settings."""
     if name == "cdae":
         ours = {"embedding_size": 64, "corruption": 0.5, "activation": "relu", "loss": "bce"}
-        return ours, ["embedding_size=64", "corruption_ratio=0.5", "hid_activation=relu"]
+        return ours, {"embedding_size": 64, "corruption_ratio": 0.5, "hid_activation": "relu"}
     ours = {"hidden_sizes": (600,), "latent_size": 200, "dropout": 0.5}
     # RecBole's MultiVAE splits its `latent_dimension` outputs into mu and logvar: 400 -> z 200
     latent = 400 if name == "multvae" else 200
-    return ours, ["mlp_hidden_size=[600]", f"latent_dimension={latent}", "dropout_prob=0.5"]
+    return ours, {"mlp_hidden_size": "[600]", "latent_dimension": latent, "dropout_prob": 0.5}
 
 
 # ---- ml-1m: ours ---------------------------------------------------------------------------
@@ -171,23 +173,20 @@ def fit_peer(
 ) -> dict[str, Any]:
     """RecBole's model with the same network, batch and lr (capped)."""
     _, sets = network(name)
-    sets += [
-        f"learning_rate={lr}",
-        f"train_batch_size={args.batch_size}",
-        f"eval_batch_size={eval_batch}",
-    ]
+    sets |= {
+        "learning_rate": lr,
+        "train_batch_size": args.batch_size,
+        "eval_batch_size": eval_batch,
+    }
     tag = "" if seed == SEED else f"-seed{seed}"
     out = WORK / "autoencoders" / f"{PEERS[name]}-lr{lr}-eval{eval_batch}{tag}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     extra = ["--epochs", str(args.epochs), "--cap-seconds", str(args.recbole_cap)]
     if seed != SEED:
         extra += ["--seed", str(seed)]
-    argv = [*extra, *itertools.chain.from_iterable(("--set", s) for s in sets)]
-    earlier = json.loads(out.read_text()) if args.reuse_recbole and out.is_file() else {}
-    if earlier.get("argv", [])[-len(argv) :] == argv:
-        res = earlier  # an earlier run with exactly these settings
-    else:
-        res = run_recbole(PEERS[name], split_dir, out, threads=args.threads, args=argv)
+    argv = extra + recbole_sets(sets)
+    res = cached_recbole(
+        PEERS[name], split_dir, out, argv, threads=args.threads, reuse=args.reuse_recbole
+    )
     return {
         "lr": lr,
         "eval_batch_size": eval_batch,
@@ -199,18 +198,11 @@ def fit_peer(
         "median_eval_s_per_pass": res["median_eval_s_per_pass"],
         "train_total_s": res["train_total_s"],
         "fit_s": res["timings_s"]["fit"],
-        "time_to_best_s": time_to_best(res),
+        "time_to_best_s": recbole_time_to_best(res),
         "test": res["test_result"],
         "peak_rss_mb": res["peak_rss_mb"],
         "loadavg_1min": res.get("loadavg_1min"),
     }
-
-
-def time_to_best(res: dict[str, Any]) -> float:
-    """RecBole's seconds until its best epoch: model init + train and valid up to that epoch."""
-    upto = res["best_epoch"] + 1
-    spent = sum(res["train_epoch_s"][:upto]) + sum(res["valid_eval_s"][:upto])
-    return res["timings_s"]["model_init"] + spent
 
 
 def peer_default_eval(name: str, split_dir: Path, args: argparse.Namespace) -> dict[str, Any]:

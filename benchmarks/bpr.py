@@ -22,10 +22,12 @@ from typing import Any
 
 from benchmarks.common import (
     WORK,
+    cached_recbole,
     export_for_recbole,
     peak_rss_mb,
     random_split_of,
-    run_recbole,
+    recbole_sets,
+    recbole_time_to_best,
     set_threads,
 )
 from tuijian.data import Split
@@ -110,19 +112,7 @@ def recbole_args(lr: float, args: argparse.Namespace) -> list[str]:
     if args.cap_seconds:
         out += ["--cap-seconds", str(args.cap_seconds)]
     sets = {"learning_rate": lr, "embedding_size": 64, "train_batch_size": args.batch_size}
-    for key, value in sets.items():
-        out += ["--set", f"{key}={value}"]
-    return out
-
-
-def recbole_time_to_best(res: dict[str, Any]) -> float:
-    """RecBole's model init + train + valid seconds up to and including its best epoch."""
-    best = res["best_epoch"] + 1
-    return (
-        res["timings_s"]["model_init"]
-        + sum(res["train_epoch_s"][:best])
-        + sum(res["valid_eval_s"][:best])
-    )
+    return out + recbole_sets(sets)
 
 
 def run_recbole_side(split_dir: Path, out_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -131,13 +121,9 @@ def run_recbole_side(split_dir: Path, out_dir: Path, args: argparse.Namespace) -
     for lr in args.lrs:
         out_json = out_dir / f"recbole_bpr_lr{lr:g}.json"
         argv = recbole_args(lr, args)
-        res = None
-        if args.reuse_recbole and out_json.is_file():
-            res = json.loads(out_json.read_text())
-            if res.get("argv", [])[-len(argv) :] != argv:
-                res = None
-        if res is None:
-            res = run_recbole("BPR", split_dir, out_json, threads=args.threads, args=argv)
+        res = cached_recbole(
+            "BPR", split_dir, out_json, argv, threads=args.threads, reuse=args.reuse_recbole
+        )
         runs.append({"lr": lr, **res})
     return {"runs": runs, "best": max(runs, key=lambda r: r["best_valid_score"])}
 

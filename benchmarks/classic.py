@@ -34,6 +34,7 @@ from benchmarks.common import (
     Timer,
     export_for_recbole,
     random_split_of,
+    recbole_sets,
     run_recbole,
     set_threads,
 )
@@ -139,9 +140,7 @@ def run_peer(
     model: str, params: dict[str, Any], split_dir: Path, out: Path, threads: int, eval_batch: int
 ) -> dict[str, Any]:
     """Run RecBole's `model` with `params` on the exported split (its output goes to a log)."""
-    args = ["--set", f"eval_batch_size={eval_batch}"]
-    for key, value in params.items():
-        args += ["--set", f"{key}={value}"]
+    args = recbole_sets({"eval_batch_size": eval_batch, **params})
     out.parent.mkdir(parents=True, exist_ok=True)
     log = out.with_suffix(".stdout.log")
     try:

@@ -87,6 +87,30 @@ def run_recbole(
     return json.loads(out_json.read_text())
 
 
+def recbole_sets(settings: dict[str, Any]) -> list[str]:
+    """run.py's `--set key=value` arguments, one pair per setting."""
+    return [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
+
+
+def cached_recbole(
+    model: str, split_dir: Path, out_json: Path, argv: list[str], *, threads: int, reuse: bool
+) -> dict[str, Any]:
+    """`run_recbole`, or with `reuse` the result an earlier run with exactly `argv` left."""
+    if reuse and out_json.is_file():
+        earlier = json.loads(out_json.read_text())
+        if earlier.get("argv", [])[-len(argv) :] == argv:
+            return earlier
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    return run_recbole(model, split_dir, out_json, threads=threads, args=argv)
+
+
+def recbole_time_to_best(res: dict[str, Any]) -> float:
+    """RecBole's model init + train + valid seconds up to and including its best epoch."""
+    upto = res["best_epoch"] + 1
+    spent = sum(res["train_epoch_s"][:upto]) + sum(res["valid_eval_s"][:upto])
+    return res["timings_s"]["model_init"] + spent
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -40,10 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (
     DATA,
     WORK,
+    cached_recbole,
     export_for_recbole,
     peak_rss_mb,
     random_split_of,
-    run_recbole,
+    recbole_sets,
+    recbole_time_to_best,
     set_threads,
 )
 from tuijian.data import Split, fixed_split, load
@@ -349,31 +351,22 @@ def run_peer(key: str, split: Split, work: Path, args: argparse.Namespace) -> di
     """RecBole's model on our exact split (reused from a finished run with the same argv)."""
     name, settings = PEERS[key]
     sets = {**settings, "train_batch_size": 2048, "eval_batch_size": args.recbole_eval_batch}
-    extra = ["--epochs", "300", "--cap-seconds", str(args.recbole_cap)]
-    for k, v in sets.items():
-        extra += ["--set", f"{k}={v}"]
+    argv = ["--epochs", "300", "--cap-seconds", str(args.recbole_cap), *recbole_sets(sets)]
     out = work / "recbole" / f"{name}-cap{args.recbole_cap}.json"
-    if out.is_file() and not args.rerun_recbole:
-        cached = json.loads(out.read_text())
-        if all(a in cached.get("argv", []) for a in extra):
-            return cached
-    out.parent.mkdir(parents=True, exist_ok=True)
+    reuse = not args.rerun_recbole
     split_dir = export_for_recbole(split, work)
     with Usage() as usage:
-        res = run_recbole(name, split_dir, out, threads=args.threads, args=extra)
-    res["usage"] = usage.summary()
-    out.write_text(json.dumps(res, indent=2))
+        res = cached_recbole(name, split_dir, out, argv, threads=args.threads, reuse=reuse)
+    if "usage" not in res:  # a fresh run: record its CPU use next to its result
+        res["usage"] = usage.summary()
+        out.write_text(json.dumps(res, indent=2))
     return res
 
 
 def peer_summary(res: dict[str, Any]) -> dict[str, Any]:
     """The RecBole figures we report, and its time to its best (reported) epoch."""
     best = res["best_epoch"]
-    to_best = (
-        res["timings_s"]["model_init"]
-        + sum(res["train_epoch_s"][: best + 1])
-        + sum(res["valid_eval_s"][: best + 1])
-    )
+    to_best = recbole_time_to_best(res)
     return {
         "test": res["test_result"],
         "epochs_run": res["epochs_run"],

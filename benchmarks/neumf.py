@@ -24,9 +24,12 @@ import torch
 
 from benchmarks.common import (
     WORK,
+    cached_recbole,
     export_for_recbole,
     peak_rss_mb,
     random_split_of,
+    recbole_sets,
+    recbole_time_to_best,
     run_recbole,
     set_threads,
 )
@@ -145,19 +148,7 @@ def recbole_args(lr: float, epochs: int, args: argparse.Namespace) -> list[str]:
     out = ["--epochs", str(epochs), "--seed", str(args.seed)]
     if args.cap_seconds:
         out += ["--cap-seconds", str(args.cap_seconds)]
-    for key, value in sets.items():
-        out += ["--set", f"{key}={value}"]
-    return out
-
-
-def recbole_time_to_best(res: dict[str, Any]) -> float:
-    """RecBole's model init + train + valid seconds up to and including its best epoch."""
-    best = res["best_epoch"] + 1
-    return (
-        res["timings_s"]["model_init"]
-        + sum(res["train_epoch_s"][:best])
-        + sum(res["valid_eval_s"][:best])
-    )
+    return out + recbole_sets(sets)
 
 
 def run_recbole_side(split_dir: Path, out_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -166,12 +157,9 @@ def run_recbole_side(split_dir: Path, out_dir: Path, args: argparse.Namespace) -
     for lr in args.lrs:
         out_json = out_dir / f"recbole_neumf_lr{lr:g}.json"
         argv = recbole_args(lr, args.epochs, args)
-        if args.reuse_recbole and out_json.is_file():
-            res = json.loads(out_json.read_text())
-            if res.get("argv", [])[-len(argv) :] != argv:
-                res = run_recbole("NeuMF", split_dir, out_json, threads=args.threads, args=argv)
-        else:
-            res = run_recbole("NeuMF", split_dir, out_json, threads=args.threads, args=argv)
+        res = cached_recbole(
+            "NeuMF", split_dir, out_json, argv, threads=args.threads, reuse=args.reuse_recbole
+        )
         runs.append({"lr": lr, **res})
     best = max(runs, key=lambda r: r["best_valid_score"])
     probe = None
