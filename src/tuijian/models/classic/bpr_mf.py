@@ -20,7 +20,7 @@ from tuijian.data.dataset import Dataset
 from tuijian.models.neural import TorchConfig, TorchRecommender
 from tuijian.models.registry import register
 from tuijian.nn.losses import bce_loss, bpr_loss, l2_penalty
-from tuijian.nn.sampling import NegativeSampler
+from tuijian.nn.sampling import NegativeSampler, positive_pairs
 
 # Positives whose negatives are drawn at once: bounds the memory of one epoch's draws.
 PAIRS_PER_DRAW = 1 << 20
@@ -89,25 +89,21 @@ class BPRMF(TorchRecommender):
         )
 
     def prepare_data(self, train: Dataset) -> None:
-        """The training (user, item) pairs and the sampler of each user's negatives."""
-        pairs = self.seen_.tocoo()
-        self._pos_users = pairs.row.astype(np.int64)
-        self._pos_items = pairs.col.astype(np.int64)
+        """The sampler of each user's negatives."""
         self._sampler = NegativeSampler(self.seen_, self.config.neg_alpha)
 
     def batches(self, train: Dataset, rng: np.random.Generator) -> Iterator[Batch]:
         """(users (B,), positives (B,), negatives (B, N)): every training pair once."""
         cfg = self.config
-        order = rng.permutation(len(self._pos_users))
+        all_users, all_items = positive_pairs(self.seen_, "pairs", rng)
         draw = max(cfg.batch_size, PAIRS_PER_DRAW // cfg.batch_size * cfg.batch_size)
-        for start in range(0, len(order), draw):
-            rows = order[start : start + draw]
-            users = self._pos_users[rows]
+        for start in range(0, len(all_users), draw):
+            users = all_users[start : start + draw]
             negatives = self._sampler.sample(users, cfg.n_negatives, rng)
             u = torch.from_numpy(users).to(self.device)
-            p = torch.from_numpy(self._pos_items[rows]).to(self.device)
+            p = torch.from_numpy(all_items[start : start + draw]).to(self.device)
             n = torch.from_numpy(negatives).to(self.device)
-            for lo in range(0, len(rows), cfg.batch_size):
+            for lo in range(0, len(users), cfg.batch_size):
                 hi = lo + cfg.batch_size
                 yield u[lo:hi], p[lo:hi], n[lo:hi]
 

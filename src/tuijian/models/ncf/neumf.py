@@ -32,7 +32,7 @@ from tuijian.models.registry import register
 from tuijian.nn.init import init_from_model
 from tuijian.nn.losses import bce_loss, bpr_loss
 from tuijian.nn.mlp import MLP
-from tuijian.nn.sampling import NegativeSampler
+from tuijian.nn.sampling import NegativeSampler, positive_pairs
 
 # (user, item) pairs pushed through the tower at once when scoring: PAIR_CHUNK x widest layer
 # floats (4096 x 128 x 4 B = 2 MB) stay in a core's L2 cache; larger chunks measured 3x slower.
@@ -220,10 +220,7 @@ class _NCFRecommender(TorchRecommender):
         )
 
     def prepare_data(self, train: Dataset) -> None:
-        """Positive (user, item) pairs of `train` and a sampler of each user's negatives."""
-        pairs = self.seen_.tocoo()
-        self._pos_users = pairs.row.astype(np.int64)
-        self._pos_items = pairs.col.astype(np.int64)
+        """A sampler of each user's negatives."""
         self._sampler = NegativeSampler(self.seen_)
 
     def batches(self, train: Dataset, rng: np.random.Generator) -> Iterator[Any]:
@@ -231,12 +228,12 @@ class _NCFRecommender(TorchRecommender):
         cfg = self.config
         pairs_per_positive = cfg.n_negatives + (1 if cfg.loss == "bce" else 0)
         per_batch = max(1, cfg.batch_size // pairs_per_positive)
-        order = rng.permutation(len(self._pos_users))
-        for start in range(0, len(order), per_batch):
-            rows = order[start : start + per_batch]
-            users = self._pos_users[rows]
+        all_users, all_items = positive_pairs(self.seen_, "pairs", rng)
+        for start in range(0, len(all_users), per_batch):
+            users = all_users[start : start + per_batch]
             negatives = self._sampler.sample(users, cfg.n_negatives, rng)  # (B, n)
-            items = np.concatenate([self._pos_items[rows, None], negatives], axis=1)
+            positives = all_items[start : start + per_batch, None]
+            items = np.concatenate([positives, negatives], axis=1)
             yield torch.from_numpy(users).to(self.device), torch.from_numpy(items).to(self.device)
 
     def compute_loss(self, batch: Any) -> torch.Tensor:
