@@ -27,8 +27,9 @@ from benchmarks.common import (
     peak_rss_mb,
     random_split_of,
     recbole_sets,
-    recbole_time_to_best,
     set_threads,
+    summarize_recbole,
+    time_to_reach,
 )
 from tuijian.data import Split
 from tuijian.evaluation.evaluate import evaluate
@@ -96,16 +97,6 @@ def run_ours(split: Split, lr: float, args: argparse.Namespace) -> dict[str, Any
     }
 
 
-def time_to_reach(ours: dict[str, Any], target: float) -> dict[str, Any] | None:
-    """First epoch whose test NDCG@10 >= target, with cumulative train and train+valid time."""
-    for epoch, point in enumerate(ours["test_curve"]):
-        if point["ndcg@10"] >= target:
-            train = sum(ours["train_epoch_s"][: epoch + 1])
-            valid = sum(ours["valid_eval_s"][: epoch + 1])
-            return {"epoch": epoch, "train_s": train, "train_plus_valid_s": train + valid}
-    return None
-
-
 def recbole_args(lr: float, args: argparse.Namespace) -> list[str]:
     """run.py arguments for RecBole's BPR with the same settings as ours."""
     out = ["--epochs", str(args.recbole_epochs), "--seed", str(args.seed)]
@@ -126,19 +117,6 @@ def run_recbole_side(split_dir: Path, out_dir: Path, args: argparse.Namespace) -
         )
         runs.append({"lr": lr, **res})
     return {"runs": runs, "best": max(runs, key=lambda r: r["best_valid_score"])}
-
-
-def summarize_recbole(res: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a RecBole result that the report needs."""
-    keys = (
-        "lr", "epochs_run", "best_epoch", "stopped_by", "best_valid_score", "test_result",
-        "median_train_s_per_epoch", "median_eval_s_per_pass", "train_total_s", "peak_rss_mb",
-        "timings_s", "valid_scores", "loadavg_1min",
-    )  # fmt: skip
-    out = {k: res.get(k) for k in keys}
-    out["eval_batch_size"] = res.get("config", {}).get("eval_batch_size")
-    out["time_to_best_epoch_s"] = recbole_time_to_best(res)
-    return out
 
 
 def main() -> None:

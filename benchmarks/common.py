@@ -111,6 +111,29 @@ def recbole_time_to_best(res: dict[str, Any]) -> float:
     return res["timings_s"]["model_init"] + spent
 
 
+def summarize_recbole(res: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a RecBole result that the report needs."""
+    keys = (
+        "lr", "epochs_run", "best_epoch", "stopped_by", "best_valid_score", "test_result",
+        "median_train_s_per_epoch", "median_eval_s_per_pass", "train_total_s", "peak_rss_mb",
+        "timings_s", "valid_scores", "loadavg_1min",
+    )  # fmt: skip
+    out = {k: res.get(k) for k in keys}
+    out["eval_batch_size"] = res.get("config", {}).get("eval_batch_size")
+    out["time_to_best_epoch_s"] = recbole_time_to_best(res)
+    return out
+
+
+def time_to_reach(ours: dict[str, Any], target: float) -> dict[str, Any] | None:
+    """First epoch whose test NDCG@10 >= target, with cumulative train and train+valid time."""
+    for epoch, point in enumerate(ours["test_curve"]):
+        if point["ndcg@10"] >= target:
+            train = sum(ours["train_epoch_s"][: epoch + 1])
+            valid = sum(ours["valid_eval_s"][: epoch + 1])
+            return {"epoch": epoch, "train_s": train, "train_plus_valid_s": train + valid}
+    return None
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

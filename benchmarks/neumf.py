@@ -29,9 +29,10 @@ from benchmarks.common import (
     peak_rss_mb,
     random_split_of,
     recbole_sets,
-    recbole_time_to_best,
     run_recbole,
     set_threads,
+    summarize_recbole,
+    time_to_reach,
 )
 from tuijian.data import Split
 from tuijian.evaluation.evaluate import evaluate
@@ -120,16 +121,6 @@ def run_ours(split: Split, lr: float, args: argparse.Namespace) -> dict[str, Any
     }
 
 
-def time_to_reach(ours: dict[str, Any], target: float) -> dict[str, Any] | None:
-    """First epoch whose test NDCG@10 >= target, with cumulative train and train+valid time."""
-    for epoch, point in enumerate(ours["test_curve"]):
-        if point["ndcg@10"] >= target:
-            train = sum(ours["train_epoch_s"][: epoch + 1])
-            valid = sum(ours["valid_eval_s"][: epoch + 1])
-            return {"epoch": epoch, "train_s": train, "train_plus_valid_s": train + valid}
-    return None
-
-
 def recbole_args(lr: float, epochs: int, args: argparse.Namespace) -> list[str]:
     """run.py arguments for RecBole's NeuMF with the same settings as ours."""
     sets: dict[str, object] = {
@@ -169,19 +160,6 @@ def run_recbole_side(split_dir: Path, out_dir: Path, args: argparse.Namespace) -
         probe_args = [*recbole_args(best["lr"], 2, args), "--set", "eval_batch_size=409600"]
         probe = run_recbole("NeuMF", split_dir, out_json, threads=args.threads, args=probe_args)
     return {"runs": runs, "best": best, "big_eval_probe": probe}
-
-
-def summarize_recbole(res: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a RecBole result that the report needs."""
-    keys = (
-        "lr", "epochs_run", "best_epoch", "stopped_by", "best_valid_score", "test_result",
-        "median_train_s_per_epoch", "median_eval_s_per_pass", "train_total_s", "peak_rss_mb",
-        "timings_s", "valid_scores",
-    )  # fmt: skip
-    out = {k: res.get(k) for k in keys}
-    out["eval_batch_size"] = res.get("config", {}).get("eval_batch_size")
-    out["time_to_best_epoch_s"] = recbole_time_to_best(res)
-    return out
 
 
 def main() -> None:
