@@ -93,9 +93,10 @@ def _fit_ours(
 
     ours, _ = network(name)
     settings = {"batch_size": args.batch_size, "lr": lr, "epochs": args.epochs, "seed": SEED}
-    settings |= {"patience": PATIENCE, "threads": args.threads}
-    model = get_model(name, **ours, **{**settings, **variant})
-    trainer = Trainer(progress=False, callbacks=[track])
+    settings |= {"patience": PATIENCE}
+    run = {"threads": args.threads, "precision": variant.get("precision", "fp32")}  # the run's
+    model = get_model(name, **ours, **{**settings, **without_run(variant)})
+    trainer = Trainer(progress=False, callbacks=[track], **run)
     with Timer() as fit:
         model.fit(split.train, valid=split.valid, trainer=trainer)
     epochs = trainer.history.epochs
@@ -220,6 +221,11 @@ def time_to_reach(curve: list[dict[str, float]], target: float) -> dict[str, Any
     return None
 
 
+def without_run(variant: dict[str, Any]) -> dict[str, Any]:
+    """A variant's model parameters: its precision is a setting of the run (the Trainer's)."""
+    return {k: v for k, v in variant.items() if k != "precision"}
+
+
 def variants(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Our settings besides the lr: each precision; for Mult-VAE the first noise scale with
     each precision and the other noise scales with the first precision."""
@@ -296,12 +302,14 @@ def rating_grid(
     """Pick the grid point with the lowest RMSE on `tune`, refit it on `split.train`, test it."""
     tried = []
     for params in grid:
-        model = get_model(name, threads=threads, seed=SEED, **params).fit(tune.train)
+        trainer = Trainer(progress=False, threads=threads)
+        model = get_model(name, seed=SEED, **params).fit(tune.train, trainer=trainer)
         tried.append({**params, "tune_rmse": evaluate_ratings(model, tune)["rmse"]})
     best = min(tried, key=lambda r: r["tune_rmse"])
     params = {k: v for k, v in best.items() if k != "tune_rmse"}
     with Timer() as fit:
-        model: Recommender = get_model(name, threads=threads, seed=SEED, **params).fit(split.train)
+        model: Recommender = get_model(name, seed=SEED, **params)
+        model.fit(split.train, trainer=Trainer(progress=False, threads=threads))
     result = evaluate_ratings(model, split).summary
     return {"grid": tried, "chosen": params, "fit_s": fit.seconds, "test": result}
 

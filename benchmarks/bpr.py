@@ -62,11 +62,10 @@ def run_ours(split: Split, lr: float, args: argparse.Namespace) -> dict[str, Any
         init_std=args.init_std,
         epochs=args.epochs,
         patience=args.patience,
-        threads=args.threads,
         seed=args.seed,
     )
     curve: list[dict[str, float]] = []
-    trainer = Trainer(progress=False, callbacks=[test_tracker(split, curve)])
+    trainer = Trainer(progress=False, threads=args.threads, callbacks=[test_tracker(split, curve)])
     t0 = time.perf_counter()
     model.fit(split.train, valid=split.valid, trainer=trainer)
     wall = time.perf_counter() - t0

@@ -43,10 +43,10 @@ class RandomFactorsConfig(ModelConfig):
     factors: int = Field(64, gt=0)
 
 
-class RandomFactors(Recommender):
+class RandomFactors(Recommender[RandomFactorsConfig]):
     """Gaussian user and item factors: ranks exactly like any trained factor model of that size."""
 
-    config_class = RandomFactorsConfig
+    state_fields = ("user_factors_", "item_factors_")
 
     def _fit(self, train: Dataset, *, valid: Dataset | None, trainer: Any) -> None:
         rng = np.random.default_rng(self.config.seed)

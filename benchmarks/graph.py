@@ -50,6 +50,7 @@ from benchmarks.common import (
 )
 from tuijian.data import Split, fixed_split, load
 from tuijian.evaluation import evaluate
+from tuijian.models.neural import Precision
 from tuijian.models.registry import get_model
 from tuijian.nn.losses import bpr_loss, l2_penalty
 from tuijian.training import Trainer
@@ -69,6 +70,7 @@ class Run:
     note: str = ""
     peer: str | None = None  # key of the RecBole run it is compared with
     max_seconds: float | None = None  # a smaller CPU budget than --max-seconds for this run
+    precision: Precision = "fp32"  # the Trainer's precision for this run
 
 
 # RecBole class and --set values; the harness adds epochs, the cap and 1 thread.
@@ -158,7 +160,9 @@ GOWALLA_RUNS: dict[str, Run] = {
     "bpr": Run("bpr", note="BPR-MF, 64 dims, batch 2048, lr 1e-3"),
     "multvae": Run("multvae", note="Mult-VAE, its defaults"),
     "multvae-bf16": Run(
-        "multvae", {"precision": "bf16"}, "Mult-VAE, its defaults, bfloat16 matrix products"
+        "multvae",
+        note="Mult-VAE, its defaults, bfloat16 matrix products",
+        precision="bf16",
     ),
 }
 
@@ -220,9 +224,14 @@ def run_one(
         return out_of_budget
 
     wall_cap = max_seconds * WALL_FACTOR
-    overrides = {"threads": threads, "max_seconds": wall_cap, "epochs": 100_000}
-    model = get_model(run.model, **{**overrides, **run.overrides})
-    trainer = Trainer(progress=False, callbacks=[track])
+    model = get_model(run.model, **{"epochs": 100_000, **run.overrides})
+    trainer = Trainer(
+        progress=False,
+        callbacks=[track],
+        threads=threads,
+        max_seconds=wall_cap,
+        precision=run.precision,
+    )
     t0 = time.perf_counter()
     model.fit(split.train, valid=split.valid, trainer=trainer)
     fit_s = time.perf_counter() - t0
@@ -234,6 +243,7 @@ def run_one(
         "note": run.note,
         "params": run.overrides,
         "config": model.config.model_dump(),
+        "precision": run.precision,
         "test": {k: round(v, 5) for k, v in final.summary.items()},
         "epochs_run": len(history.epochs),
         "best_epoch": history.best_epoch,

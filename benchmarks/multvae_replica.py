@@ -85,7 +85,7 @@ def main() -> None:
     set_threads(1)
     torch.manual_seed(args.seed)
     split = random_split_of("ml-1m")
-    ours = get_model("multvae", noise_std=0.01, epochs=1, seed=args.seed, threads=1)
+    ours = get_model("multvae", noise_std=0.01, epochs=1, seed=args.seed)  # on set_threads(1)
     ours.fit(split.train)  # builds the vocabularies and a network to copy into
     seen = ours.seen_.toarray().astype(np.float32)  # (U, I) binary
     rows, items, offset = replica_rows(seen, args.recbole_padding)

@@ -82,12 +82,10 @@ def run_ours(split: Split, lr: float, args: argparse.Namespace) -> dict[str, Any
         lr=lr,
         epochs=args.epochs,
         patience=11,  # RecBole's stopping_step 10 stops at the 11th pass without improvement
-        max_seconds=args.cap_seconds,
-        threads=args.threads,
         seed=args.seed,
     )
     model.snapshots = []
-    trainer = Trainer(progress=False)
+    trainer = Trainer(progress=False, max_seconds=args.cap_seconds, threads=args.threads)
     t0 = time.perf_counter()
     model.fit(split.train, valid=split.valid, trainer=trainer)
     wall = time.perf_counter() - t0

@@ -11,7 +11,9 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from tuijian.data import Columns, Dataset, build_dataset
+from tuijian.data import Columns, Dataset, PrepareConfig, Split, build_dataset, prepare
+from tuijian.data.split import random_split, user_holdout_split
+from tuijian.data.synthetic import shop_dataset
 
 C = Columns
 # One thread for torch and BLAS: the suite runs on 2 shared cores, where two threads per
@@ -22,6 +24,10 @@ threadpool_limits(1)
 SHARED_DATA = Path(
     os.environ.get("TUIJIAN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
+
+
+SHOP_WEIGHTS = {"view": 1.0, "cart": 3.0, "buy": 5.0}
+"""Event weights of the synthetic shop (as `tuijian data synth` uses them)."""
 
 
 def shared_path(*parts: str) -> Path:
@@ -61,3 +67,26 @@ def tiny_dataset(tiny_frame: pl.DataFrame) -> Dataset:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+# ---- the synthetic shop, built once per session and shared by the model tests ----------------
+@pytest.fixture(scope="session")
+def shop_data() -> Dataset:
+    """The tiny synthetic shop (300 users, 150 items, titles and categories), events weighted
+    view 1, cart 3, buy 5."""
+    raw = shop_dataset("tiny")
+    frame, _ = prepare(raw.interactions, PrepareConfig(event_weights=SHOP_WEIGHTS))
+    return build_dataset(frame, item_features=raw.item_features, name="shop")
+
+
+@pytest.fixture(scope="session")
+def shop_split(shop_data: Dataset) -> Split:
+    """The shop split 8:1:1 per user at random (seed 0)."""
+    return random_split(shop_data, (0.8, 0.1, 0.1), seed=0)
+
+
+@pytest.fixture(scope="session")
+def shop_users_split(shop_data: Dataset) -> Split:
+    """The shop with 10 % valid and 10 % test users held out (30 each), 80 % of each held-out
+    user's rows as the query history (seed 0)."""
+    return user_holdout_split(shop_data, valid=0.1, test=0.1, query_fraction=0.8, seed=0)

@@ -1,4 +1,4 @@
-"""TOML config files and value coercion (`tuijian.config`)."""
+"""TOML config files and value coercion (`tuijian.cli.config`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import fails, ok, run
-from tuijian.config import coerce, load_config, parse_literal
+from tuijian.cli.config import coerce, load_config, parse_literal
 from tuijian.errors import ConfigError
 
 

@@ -67,7 +67,8 @@ def test_recommend_json_lists_unseen_items_with_titles(
     assert list(payload) == users
     model = Recommender.load(trained["ease"])
     for user in users:
-        rows = payload[user]
+        assert payload[user]["source"] == "ease"
+        rows = payload[user]["items"]
         assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
         assert [r["item_id"] for r in rows] == model.recommend([user], k=5)[0].ids.tolist()
         seen = set(split.train.external().filter(user_id=user)["item_id"].to_list())
@@ -78,6 +79,20 @@ def test_recommend_json_lists_unseen_items_with_titles(
 def test_recommend_table(trained: dict[str, Path]) -> None:
     result = ok("recommend", trained["pop"], "--user", "u000", "-k", "3")
     assert "top 3 for user u000" in result.stdout
+
+
+def test_recommend_fresh_items_and_anonymous_history(trained: dict[str, Path]) -> None:
+    model = Recommender.load(trained["ease"])
+    (before,) = model.recommend("u000", 5)
+    fresh = str(before.ids[0])
+    args = ("--user", "u000", "--item", fresh, "-k", "5", "--json")
+    rows = json.loads(ok("recommend", trained["ease"], *args).stdout)["u000"]["items"]
+    assert fresh not in {r["item_id"] for r in rows}
+    anonymous = json.loads(ok("recommend", trained["ease"], "--item", fresh, "--json").stdout)
+    (only,) = anonymous.values()
+    assert only["source"] == "ease" and fresh not in {r["item_id"] for r in only["items"]}
+    nobody = ok("recommend", trained["ease"], "--item", "no-such-item", "--json").stdout
+    assert next(iter(json.loads(nobody).values()))["source"] == "popularity"
 
 
 def test_compare_json_and_ease_beats_pop(tiny_data: Path, tmp_path: Path) -> None:
@@ -113,4 +128,4 @@ def test_models_shows_one_model_with_types() -> None:
 
 def test_recommend_titles_default_to_the_fitted_data(trained: dict[str, Path]) -> None:
     payload = json.loads(ok("recommend", trained["pop"], "--user", "u000", "--json").stdout)
-    assert all(row["title"] for row in payload["u000"])
+    assert all(row["title"] for row in payload["u000"]["items"])

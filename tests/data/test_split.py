@@ -18,6 +18,7 @@ from tuijian.data.split import (
     make_split,
     random_split,
     temporal_split,
+    user_holdout_split,
     user_temporal_split,
 )
 from tuijian.errors import ConfigError, DataError
@@ -246,3 +247,189 @@ def test_dataset_input_keeps_features(tiny_dataset) -> None:
     split = random_split(tiny_dataset, seed=0)
     assert split.train.item_features is tiny_dataset.item_features
     assert split.test.users is tiny_dataset.users
+
+
+# ---- held-out users ------------------------------------------------------------------------
+def _users_of(ds_part) -> set[int]:
+    return set(ds_part.interactions[C.user_idx].to_list())
+
+
+def test_user_holdout_sizes_by_hand() -> None:
+    # 10 users of 10 rows (+ one of 1 row, never held out): 1 test and 1 valid user
+    # (floor(10 * 0.1 + 0.5) = 1); each keeps floor(10 * 0.8 + 0.5) = 8 rows as history
+    sizes = {f"u{u}": 10 for u in range(10)} | {"solo": 1}
+    frame = pl.DataFrame(
+        {
+            C.user_id: [u for u, n in sizes.items() for _ in range(n)],
+            C.item_id: [f"i{j}" for n in sizes.values() for j in range(n)],
+            C.timestamp: [j for n in sizes.values() for j in range(n)],
+        }
+    )
+    split = user_holdout_split(frame, seed=5, order="time")
+    assert split.protocol["held_out_users"] == {"valid": 1, "test": 1}
+    assert split.protocol["rows"] == {
+        "train": 81, "valid": 2, "test": 2, "valid_history": 8, "test_history": 8,
+    }  # fmt: skip
+    assert split.protocol["users"] == {"train": 9, "valid": 1, "test": 1}
+    assert split.protocol["name"] == "users" and split.protocol["query_fraction"] == 0.8
+    assert "solo" in per_user_sizes(split, "train")
+    for part in ("valid", "test"):
+        # order="time": the history is the earliest 8 rows, the truth the last 2
+        assert sorted(split.parts()[part].interactions[C.timestamp].to_list()) == [8, 9]
+        assert sorted(split.histories[part].interactions[C.timestamp].to_list()) == list(range(8))
+    # held-out users stay in the shared vocabulary, with no training rows
+    assert split.train.users is split.test.users and split.train.n_users == 11
+    held = _users_of(split.test) | _users_of(split.valid)
+    assert not held & _users_of(split.train)
+    assert split.holdout("test").history is split.histories["test"]
+    assert split.holdout("valid").truth is split.valid
+    assert split.validation() == split.holdout("valid")  # what fit(valid=...) gets
+    plain = random_split(frame)
+    assert plain.validation() is plain.valid
+    assert random_split(frame, (0.9, 0.1)).validation() is None
+    assert random_split(frame).holdout("test").history is None
+
+
+def test_user_holdout_drops_items_unseen_in_train() -> None:
+    # item "rare" is user a's only: when a is held out it is dropped before the cut, so a's
+    # 5 remaining rows give floor(5 * 0.8 + 0.5) = 4 history rows and 1 truth row
+    frame = pl.DataFrame(
+        {
+            C.user_id: [u for u in "abcdefghij" for _ in range(6)],
+            C.item_id: [
+                "rare" if (u, j) == ("a", 0) else f"i{j}" for u in "abcdefghij" for j in range(6)
+            ],
+        }
+    )
+    held_out_a = 0
+    for seed in range(8):
+        split = user_holdout_split(frame, valid=0.2, test=0.2, seed=seed)
+        train_items = set(split.train.interactions[C.item_idx].to_list())
+        dropped = split.protocol["dropped"]
+        for part in ("valid", "test"):
+            held = split.parts()[part].interactions[C.item_idx].to_list()
+            history = split.histories[part].interactions[C.item_idx].to_list()
+            assert set(held) | set(history) <= train_items
+            assert len(held) + len(history) + dropped[part] == 2 * 6
+            if "a" in per_user_sizes(split, part):
+                held_out_a += 1
+                assert dropped[part] == 1 and per_user_sizes(split, part)["a"] == 1
+                ext = split.histories[part].external().filter(pl.col(C.user_id) == "a")
+                assert ext.height == 4
+            else:
+                assert dropped[part] == 0
+        kept = user_holdout_split(frame, valid=0.2, test=0.2, seed=seed, unseen="keep")
+        assert kept.protocol["dropped"] == {"valid": 0, "test": 0}
+        assert kept.test.n_interactions + kept.histories["test"].n_interactions == 12
+    assert held_out_a >= 2  # the seeds above hold user a out at least twice
+
+
+def test_user_holdout_options_and_errors(tiny_frame: pl.DataFrame) -> None:
+    a = make_split("users", tiny_frame, valid=0.2, test=0.2, query_fraction=0.5, seed=1)
+    b = user_holdout_split(tiny_frame, valid=0.2, test=0.2, query_fraction=0.5, seed=1)
+    assert pairs(a.test) == pairs(b.test) and pairs(a.histories["test"]) == pairs(
+        b.histories["test"]
+    )
+    no_valid = user_holdout_split(tiny_frame, valid=0.0, test=0.3)
+    assert no_valid.valid is None and set(no_valid.histories) == {"test"}
+    assert "valid" not in no_valid.protocol["rows"]
+    for bad in ({"test": 0.0}, {"valid": 0.5, "test": 0.5}, {"query_fraction": 1.0}):
+        with pytest.raises(ConfigError, match=r"test > 0|query_fraction"):
+            user_holdout_split(tiny_frame, **bad)
+    with pytest.raises(ConfigError, match="order must be"):
+        user_holdout_split(tiny_frame, order="last")  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="needs a 'timestamp' column"):
+        user_holdout_split(tiny_frame.drop(C.timestamp), order="time")
+    with pytest.raises(ConfigError, match="no evaluation part 'train'"):
+        b.holdout("train")
+
+
+def test_user_holdout_save_load_round_trip(tiny_dataset, tmp_path: Path) -> None:
+    split = user_holdout_split(tiny_dataset, valid=0.2, test=0.2, query_fraction=0.5, seed=2)
+    loaded = Split.load(split.save(tmp_path / "split"))
+    assert loaded.protocol == split.protocol
+    assert set(loaded.histories) == {"valid", "test"}
+    for name, history in split.histories.items():
+        assert loaded.histories[name].interactions.equals(history.interactions)
+        assert loaded.histories[name].users == split.train.users
+    for name, part in split.parts().items():
+        assert loaded.parts()[name].interactions.equals(part.interactions)
+    # a random split saved over it leaves no stale history behind
+    random_split(tiny_dataset, seed=0).save(tmp_path / "split")
+    assert Split.load(tmp_path / "split").histories == {}
+    assert not (tmp_path / "split" / "test_history.parquet").exists()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=rows_strategy,
+    seed=st.integers(0, 2**16),
+    shares=st.sampled_from([(0.1, 0.1), (0.0, 0.3), (0.25, 0.25)]),
+    query_fraction=st.sampled_from([0.2, 0.5, 0.8]),
+    order=st.sampled_from(["random", "time"]),
+)
+def test_user_holdout_properties(
+    rows: list[tuple[int, int, int]],
+    seed: int,
+    shares: tuple[float, float],
+    query_fraction: float,
+    order: str,
+) -> None:
+    frame = _frame(rows)
+    valid, test = shares
+    opts = {"valid": valid, "test": test, "query_fraction": query_fraction, "order": order}
+    split = user_holdout_split(frame, seed=seed, unseen="keep", **opts)
+    again = user_holdout_split(frame, seed=seed, unseen="keep", **opts)
+    assert _rows(split) == _rows(again)
+    assert {n: set(h.interactions[ROW]) for n, h in split.histories.items()} == {
+        n: set(h.interactions[ROW]) for n, h in again.histories.items()
+    }
+    held_parts = [p for p in ("valid", "test") if p in split.parts()]
+    assert set(split.histories) == set(held_parts)
+    # users are disjoint between train and the held-out parts (truth and history alike)
+    part_users = {"train": _users_of(split.train)}
+    for part in held_parts:
+        part_users[part] = _users_of(split.parts()[part]) | _users_of(split.histories[part])
+    names = list(part_users)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not part_users[a] & part_users[b], (a, b)
+    # every row lands in exactly one of train / truth / history
+    all_rows = [split.train] + [split.parts()[p] for p in held_parts]
+    all_rows += [split.histories[p] for p in held_parts]
+    seen = [r for ds in all_rows for r in ds.interactions[ROW].to_list()]
+    assert sorted(seen) == list(range(len(rows)))
+    # the number of held-out users and each one's history / truth sizes follow the rule
+    counts = np.bincount(frame.select(pl.col(C.user_id).str.slice(1).cast(int))[C.user_id])
+    n_eligible, n_active = int(np.sum(counts >= 2)), int(np.sum(counts > 0))
+    n_test = min(int(np.floor(n_eligible * test + 0.5)), n_active - 1)
+    assert split.protocol["held_out_users"]["test"] == n_test
+    for part in held_parts:
+        truth = per_user_sizes(split, part)
+        ext = split.histories[part].external()
+        history = dict(ext.group_by(C.user_id).len().iter_rows())
+        assert set(truth) == set(history)
+        for user, n_hist in history.items():
+            n = int(counts[int(user[1:])])
+            assert n >= 2
+            assert n_hist == min(max(int(np.floor(n * query_fraction + 0.5)), 1), n - 1)
+            assert truth[user] == n - n_hist
+        if order == "time":
+            times = {
+                name: ds.interactions.group_by(C.user_idx).agg(
+                    pl.col(C.timestamp).min().alias("lo"), pl.col(C.timestamp).max().alias("hi")
+                )
+                for name, ds in (("truth", split.parts()[part]), ("history", split.histories[part]))
+            }
+            joined = times["truth"].join(times["history"], on=C.user_idx, suffix="_h")
+            assert (joined["lo"] >= joined["hi_h"]).all()
+
+
+def test_shared_shop_splits(shop_split: Split, shop_users_split: Split) -> None:
+    assert shop_split.protocol["name"] == "random" and shop_split.histories == {}
+    proto = shop_users_split.protocol
+    assert proto["held_out_users"] == {"valid": 30, "test": 30}  # 10 % of 300 shop users
+    assert shop_users_split.train.active_users.size == 240
+    assert shop_users_split.train.users is shop_split.train.users or (
+        shop_users_split.train.users == shop_split.train.users
+    )

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from tuijian.data import Columns, Split, build_dataset
-from tuijian.evaluation import evaluate, evaluate_ratings, evaluate_sampled
+from tuijian.evaluation import evaluate, evaluate_ranking, evaluate_ratings, evaluate_sampled
 from tuijian.evaluation.evaluate import hit_matrix
 from tuijian.models.base import Recommender
 
@@ -95,3 +95,92 @@ def test_rating_metrics(split):
     pred = np.array([6.0, 4.0, 7.0, 6.0])  # fixed scores of items 2, 4, 1, 2 (n_items - j)
     actual = np.array([4.0, 4.0, 5.0, 3.0])
     assert res["rmse"] == pytest.approx(float(np.sqrt(np.mean((pred - actual) ** 2))))
+
+
+class CoCounts(Recommender):
+    """Scores a history by item co-occurrence in train, +10 on the history's own items (so an
+    unmasked history item would rank first); scoring a user by id is an error here."""
+
+    name = "cocounts-test"
+
+    def _fit(self, train: Any, *, valid: Any, trainer: Any) -> None:
+        x = (train.matrix > 0).astype(np.float32).toarray()
+        self.co_ = x.T @ x - np.diag(x.sum(axis=0)) + 10 * np.eye(train.n_items)
+
+    def score(self, user_idx, item_idx=None):
+        raise AssertionError("held-out users must be scored from their history, not by id")
+
+    def score_history(self, history, item_idx=None):
+        out = history.toarray() @ self.co_
+        return out if item_idx is None else out[:, item_idx]
+
+
+@pytest.fixture
+def users_split() -> Split:
+    # train users t1..t4; test users h1, h2 and valid user v1 are held out of training,
+    # written as "history|truth"
+    rows = {
+        "t1": "01", "t2": "012", "t3": "34", "t4": "345",
+        "h1": "0|1", "h2": "3|5", "v1": "4|3",
+    }  # fmt: skip
+    tagged = []
+    for user, items in rows.items():
+        history, _, truth = items.partition("|")
+        held = "valid" if user == "v1" else "test"
+        tag = "train" if not truth else f"{held}_history"
+        tagged += [(user, i, tag) for i in history] + [(user, i, held) for i in truth]
+    ds = build_dataset(pl.DataFrame(tagged, schema=[C.user_id, C.item_id, "tag"], orient="row"))
+
+    def take(tag: str):
+        return ds.with_interactions(ds.interactions.filter(pl.col("tag") == tag), tag)
+
+    return Split(
+        train=take("train"),
+        test=take("test"),
+        valid=take("valid"),
+        protocol={"name": "users"},
+        histories={"test": take("test_history"), "valid": take("valid_history")},
+    )
+
+
+def test_held_out_users_are_ranked_from_their_history(users_split):
+    model = CoCounts().fit(users_split.train)
+    res = evaluate(model, users_split, ks=(1, 2), metrics=("hit", "mrr", "ndcg"))
+    # h1 history {0}: 1 co-occurs twice, 2 once -> [1, 2], truth 1 hit at rank 1;
+    # h2 history {3}: 4 twice, 5 once -> [4, 5], truth 5 hit at rank 2 (3 itself is hidden)
+    assert res["hit@1"] == 0.5
+    assert res["mrr@2"] == pytest.approx(0.75)
+    assert res["ndcg@2"] == pytest.approx((1 + 1 / np.log2(3)) / 2)
+    assert res.per_user[C.user_id].to_list() == ["h1", "h2"]
+    assert res.protocol["queries"] == "held-out users"
+    assert res.protocol["excluded"] == ["history"]
+    assert res["coverage@2"] == pytest.approx(4 / 6)  # items {1, 2, 4, 5}
+    valid = evaluate(model, users_split, part="valid", ks=(1,), metrics=("hit",))
+    assert valid["hit@1"] == 1.0  # v1 history {4}: 3 co-occurs twice, the truth
+    # the Trainer's path: a Holdout's truth and history through evaluate_ranking
+    held = users_split.holdout("test")
+    direct = evaluate_ranking(
+        model, held.truth, exclude=[users_split.train], history=held.history, ks=(1, 2)
+    )
+    assert direct["mrr@2"] == res["mrr@2"] and direct.protocol["queries"] == "held-out users"
+
+
+def test_trainer_validates_held_out_users_from_histories(shop_users_split):
+    from tuijian.models.registry import get_model
+    from tuijian.training import Trainer
+
+    split = shop_users_split
+    trainer = Trainer(threads=1, progress=False)
+    config = {"epochs": 4, "batch_size": 50, "valid_metric": "ndcg@10", "patience": 10}
+    model = get_model("multvae", **config).fit(
+        split.train, valid=split.validation(), trainer=trainer
+    )
+    # the best epoch's weights are kept: its validation score is what `evaluate` gives now
+    valid = evaluate(model, split, part="valid", ks=(10,), metrics=("ndcg",))
+    assert trainer.history.best_score == pytest.approx(valid["ndcg@10"])
+    assert valid.protocol["queries"] == "held-out users"
+    # scored by id (no training rows), held-out users would all get the popularity fallback
+    by_id = evaluate_ranking(model, split.valid, exclude=[split.train], ks=(10,))
+    pop = evaluate_ranking(get_model("pop").fit(split.train), split.valid, ks=(10,))
+    assert by_id["ndcg@10"] == pytest.approx(pop["ndcg@10"])
+    assert by_id["ndcg@10"] < valid["ndcg@10"]

@@ -22,6 +22,16 @@ def test_precision_recall_hit():
     assert M.hit_rate(HITS, N_TRUTH, 2).tolist() == [1.0, 1.0, 0.0]
 
 
+def test_recall_capped_divides_by_min_k_and_truth():
+    # user 0 at k=2: 1 hit of min(2, 4) = 2 -> 0.5 (plain recall 1/4); at k=4: 2 / 4
+    assert M.recall_capped(HITS, N_TRUTH, 2).tolist() == [0.5, 1.0, 0.0]
+    assert M.recall_capped(HITS, N_TRUTH, 4).tolist() == [0.5, 1.0, 0.0]
+    assert M.recall_capped(HITS, N_TRUTH, 1).tolist() == [1.0, 0.0, 0.0]
+    # with n_truth <= k it equals plain recall
+    few = np.array([2, 1, 2])
+    assert M.recall_capped(HITS, few, 4).tolist() == M.recall(HITS, few, 4).tolist()
+
+
 def test_ndcg_by_hand():
     dcg0 = 1 / math.log2(2) + 1 / math.log2(4)
     idcg0 = sum(1 / math.log2(i + 2) for i in range(4))

@@ -29,7 +29,7 @@ def fit(
     split: Split, trainer: Trainer | None = None, valid: bool = True, **config: Any
 ) -> tuple[ToyMF, TrainingHistory]:
     trainer = trainer or Trainer(progress=False)
-    model = ToyMF(**{"epochs": 4, "batch_size": 8, "lr": 0.05, "threads": 1, **config})
+    model = ToyMF(**{"epochs": 4, "batch_size": 8, "lr": 0.05, **config})
     model.fit(split.train, valid=split.valid if valid else None, trainer=trainer)
     return model, trainer.history
 
@@ -135,7 +135,7 @@ def test_a_real_drop_in_the_metric_stops_training(split: Split) -> None:
 
 
 def test_max_seconds_stops_training(split: Split) -> None:
-    _, history = fit(split, epochs=50, max_seconds=1e-6)
+    _, history = fit(split, Trainer(progress=False, max_seconds=1e-6), epochs=50)
     assert history.stopped_by == "time_budget"
     assert len(history.epochs) == 1
     assert history.epochs[0].valid is not None  # the last epoch before stopping is validated
@@ -255,9 +255,16 @@ def test_nan_loss_raises_a_clear_error(split: Split) -> None:
         fit(split, batch_size=10_000, nan_at_batch=1)
 
 
-def test_threads_are_restored(split: Split) -> None:
+def test_threads_are_set_for_the_fit_and_restored(split: Split) -> None:
     before = torch.get_num_threads()
-    fit(split, epochs=1, threads=1)
+    during: list[int] = []
+    trainer = Trainer(
+        progress=False,
+        threads=before + 1,
+        callbacks=[lambda m, r: during.append(torch.get_num_threads())],
+    )
+    fit(split, trainer, epochs=1)
+    assert during == [before + 1]
     assert torch.get_num_threads() == before
 
 

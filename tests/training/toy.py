@@ -22,23 +22,26 @@ class ToyConfig(TorchConfig):
     nan_at_batch: int | None = None
 
 
-class ToyMF(TorchRecommender):
+class ToyNet(nn.Module):
+    """User and item tables; `forward` gives the logits of positive and negative pairs."""
+
+    def __init__(self, n_users: int, n_items: int, size: int) -> None:
+        super().__init__()
+        self.user = nn.Embedding(n_users, size)
+        self.item = nn.Embedding(n_items, size)
+        for table in (self.user, self.item):
+            nn.init.normal_(table.weight, std=0.1)
+
+    def forward(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        u = self.user(users)
+        return torch.cat([(u * self.item(pos)).sum(-1), (u * self.item(neg)).sum(-1)])
+
+
+class ToyMF(TorchRecommender[ToyConfig]):
     """Dot-product MF trained with BCE on each positive and one uniform random item."""
 
-    config_class = ToyConfig
-    config: ToyConfig
-
-    def build_module(self) -> nn.Module:
-        size = self.config.embedding_size
-        module = nn.ModuleDict(
-            {
-                "user": nn.Embedding(len(self.users_), size),
-                "item": nn.Embedding(len(self.items_), size),
-            }
-        )
-        for table in module.values():
-            nn.init.normal_(table.weight, std=0.1)
-        return module
+    def build_module(self) -> ToyNet:
+        return ToyNet(len(self.users_), len(self.items_), self.config.embedding_size)
 
     def prepare_data(self, train: Dataset) -> None:
         pairs = self.seen_.tocoo()
@@ -58,10 +61,7 @@ class ToyMF(TorchRecommender):
 
     def compute_loss(self, batch: Batch) -> torch.Tensor:
         users, pos, neg = batch
-        u = self.module_["user"](users)
-        logits = torch.cat(
-            [(u * self.module_["item"](pos)).sum(-1), (u * self.module_["item"](neg)).sum(-1)]
-        )
+        logits = self.module_(users, pos, neg)
         labels = torch.cat([torch.ones(len(users)), torch.zeros(len(users))])
         loss = nn.functional.binary_cross_entropy_with_logits(logits, labels)
         self._n_batches += 1
@@ -71,7 +71,7 @@ class ToyMF(TorchRecommender):
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> torch.Tensor:
         with torch.no_grad():
-            items = self.module_["item"].weight
+            items = self.module_.item.weight
             if item_idx is not None:
                 items = items[torch.as_tensor(item_idx)]
-            return self.module_["user"].weight[torch.as_tensor(user_idx)] @ items.T
+            return self.module_.user.weight[torch.as_tensor(user_idx)] @ items.T

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from tuijian.cli.common import State, print_error, state
+from tuijian.cli.config import load_config
 from tuijian.cli.data_commands import app as data_app
 from tuijian.cli.model_commands import (
     compare_command,
@@ -19,7 +20,6 @@ from tuijian.cli.model_commands import (
     train_command,
 )
 from tuijian.cli.quickstart import quickstart_command
-from tuijian.config import load_config
 from tuijian.errors import TuijianError
 
 REPORTED = (TuijianError, OSError, ValidationError)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tuijian.config import CommandOptions, FileConfig, by_name, coerce, merge_options
+from tuijian.cli.config import CommandOptions, FileConfig, by_name, coerce, merge_options
 from tuijian.data import Columns, Dataset, PrepareReport, Split
 from tuijian.errors import DataError
 from tuijian.evaluation import EvaluationResult, evaluate
@@ -133,9 +133,10 @@ def coerce_overrides(model_cls: type[Recommender], values: Mapping[str, Any]) ->
     }
 
 
-def make_trainer(log_path: Path | None = None) -> Trainer:
-    """A `Trainer` logging epochs to `log_path` (torch models use it; others ignore it)."""
-    return Trainer(log_path=log_path)
+def make_trainer(log_path: Path | None = None, run: Mapping[str, Any] | None = None) -> Trainer:
+    """A `Trainer` logging epochs to `log_path`, with the run settings `run` (`--device`,
+    `--threads`, `--max-seconds`, `--precision`); torch models use it, others ignore it."""
+    return Trainer(log_path=log_path, **(run or {}))
 
 
 @dataclass(frozen=True)
@@ -163,11 +164,12 @@ def fit_and_evaluate(
     split: Split,
     ks: Sequence[int],
     log_path: Path | None = None,
+    run: Mapping[str, Any] | None = None,
 ) -> Outcome:
     """Fit on train (valid given for early stopping), evaluate on test, report one line."""
     console.print(f"  fitting [bold]{name}[/] ...")
     start = time.perf_counter()
-    model.fit(split.train, valid=split.valid, trainer=make_trainer(log_path))
+    model.fit(split.train, valid=split.validation(), trainer=make_trainer(log_path, run))
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
     result = evaluate(model, split, part="test", ks=tuple(ks))
@@ -212,6 +214,9 @@ def split_table(split: Split) -> Table:
     title = f"split: {proto.get('name', '?')}"
     if "ratios" in proto:
         title += " " + ":".join(f"{r:g}" for r in proto["ratios"])
+    if proto.get("name") == "users":
+        title += f" valid {proto['valid']:g} test {proto['test']:g}, "
+        title += f"history {proto['query_fraction']:g} ({proto['order']})"
     if "seed" in proto:
         title += f" (seed {proto['seed']})"
     table = Table(title=title, title_justify="left")
@@ -225,6 +230,8 @@ def split_table(split: Split) -> Table:
         table.add_row(
             part, _n(ds.n_interactions), _n(len(ds.active_users)), _n(dropped.get(part, 0))
         )
+    for part, history in split.histories.items():
+        table.add_row(f"{part} history", _n(history.n_interactions), _n(history.active_users.size))
     return table
 
 

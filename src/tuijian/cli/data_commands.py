@@ -18,7 +18,7 @@ from tuijian.cli.common import (
     require,
     split_table,
 )
-from tuijian.config import PrepareOptions, SynthOptions, coerce, default
+from tuijian.cli.config import PrepareOptions, SynthOptions, coerce, default
 from tuijian.data import (
     PrepareConfig,
     PrepareReport,
@@ -32,6 +32,7 @@ from tuijian.data import (
 )
 from tuijian.data.columns import INTERACTION_COLUMNS
 from tuijian.data.sources import FORMATS, LOADERS
+from tuijian.data.split import user_shares
 from tuijian.data.synthetic import shop_dataset
 from tuijian.errors import ConfigError
 
@@ -73,8 +74,13 @@ def prepare_and_split(
     ratios: list[float],
     seed: int,
     unseen: str,
+    query_fraction: float = 0.8,
+    query_order: str = "random",
 ) -> tuple[Split, PrepareReport]:
     """Prepare a source's interactions and cut them with the named split protocol.
+
+    For the `users` protocol, `ratios` are shares of users (train, [valid,] test) and each
+    held-out user's `query_fraction` of rows (random, or the earliest) is its query history.
 
     A fixed split (a published train/test, e.g. LightGCN files) is prepared as one table, so
     filters such as the k-core see all parts, and then cut back into its parts (a user-item
@@ -100,6 +106,11 @@ def prepare_and_split(
         opts.update(ratios=ratios, seed=seed)
     elif split in ("temporal", "user-temporal"):
         opts["ratios"] = ratios
+    elif split == "users":
+        valid, test = user_shares(ratios)
+        opts.update(
+            valid=valid, test=test, query_fraction=query_fraction, order=query_order, seed=seed
+        )
     return make_split(split, data, **opts), report
 
 
@@ -148,14 +159,16 @@ def prepare_command(
     split: Annotated[
         str | None,
         typer.Option(
-            help="random, temporal, user-temporal, leave-last-out or fixed.",
+            help="random, temporal, user-temporal, leave-last-out, fixed or users (held-out "
+            "users: some users leave training, part of their history is the query).",
             show_default="fixed when the source has one, else random",
         ),
     ] = None,
     ratios: Annotated[
         str | None,
         typer.Option(
-            help="train,valid,test (or train,test) shares.",
+            help="train,valid,test (or train,test) shares: of each user's rows, or of the "
+            "users for --split users.",
             show_default=default(PrepareOptions, "ratios"),
         ),
     ] = None,
@@ -170,6 +183,22 @@ def prepare_command(
         typer.Option(
             help="drop or keep valid/test rows whose user or item is not in train.",
             show_default=default(PrepareOptions, "unseen"),
+        ),
+    ] = None,
+    query_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help="--split users: share of a held-out user's rows given as the query history "
+            "(the rest is the truth).",
+            show_default=default(PrepareOptions, "query_fraction"),
+        ),
+    ] = None,
+    query_order: Annotated[
+        str | None,
+        typer.Option(
+            help="--split users: the history is a random subset per user (random) or the "
+            "earliest rows (time).",
+            show_default=default(PrepareOptions, "query_order"),
         ),
     ] = None,
     option: Annotated[
@@ -198,7 +227,14 @@ def prepare_command(
     )
     split_name = opts.split or ("fixed" if raw.fixed_split is not None else "random")
     split_obj, report = prepare_and_split(
-        raw, config, split_name, ratios=opts.ratios, seed=opts.seed, unseen=opts.unseen
+        raw,
+        config,
+        split_name,
+        ratios=opts.ratios,
+        seed=opts.seed,
+        unseen=opts.unseen,
+        query_fraction=opts.query_fraction,
+        query_order=opts.query_order,
     )
     save_prepared(split_obj, report, out_dir)
 

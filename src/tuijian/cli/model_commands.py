@@ -27,12 +27,13 @@ from tuijian.cli.common import (
     require,
     write_json,
 )
-from tuijian.config import CompareOptions, EvaluateOptions, RecommendOptions, TrainOptions
+from tuijian.cli.config import CompareOptions, EvaluateOptions, RecommendOptions, TrainOptions
 from tuijian.data import Split
 from tuijian.errors import ConfigError
 from tuijian.evaluation import evaluate
 from tuijian.models.base import Recommender
 from tuijian.models.neural import TorchConfig
+from tuijian.models.query import Query
 from tuijian.models.registry import available_models, get_model_class
 
 ModelArg = Annotated[str, typer.Argument(metavar="MODEL", help="A registered model name.")]
@@ -42,6 +43,18 @@ KsOpt = Annotated[
 ]
 JsonFileOpt = Annotated[Path | None, typer.Option("--json", help="Also write the result here.")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Model parameter key=value.")]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(help="Torch device of the run: cpu, cuda, cuda:1...", show_default="cpu"),
+]
+ThreadsOpt = Annotated[int | None, typer.Option(help="Torch threads during training.")]
+MaxSecondsOpt = Annotated[
+    float | None, typer.Option(help="Time budget of each torch model's training, in seconds.")
+]
+PrecisionOpt = Annotated[
+    str | None,
+    typer.Option(help="fp32, or bf16 autocast for models that support it.", show_default="fp32"),
+]
 
 
 def build_model(name: str, values: dict[str, Any]) -> Recommender:
@@ -66,8 +79,16 @@ def train_command(
     data: DataOpt = None,
     out: Annotated[Path | None, typer.Option(help="Folder to save the fitted model to.")] = None,
     overrides: SetOpt = None,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
+    max_seconds: MaxSecondsOpt = None,
+    precision: PrecisionOpt = None,
 ) -> None:
-    """Fit MODEL on the train part of --data (valid for early stopping) and save it to --out."""
+    """Fit MODEL on the train part of --data (valid for early stopping) and save it to --out.
+
+    --set gives the model's parameters; --device, --threads, --max-seconds and --precision
+    are the run's settings (where and how fast it trains), not part of the saved model.
+    """
     opts = options(ctx, "train", TrainOptions)
     data_dir = require(opts.data, "--data")
     out_dir = require(opts.out, "--out")
@@ -76,9 +97,8 @@ def train_command(
     model_folder(out_dir)
     console.print(f"fitting [bold]{model}[/] on {split.train!r}")
     start = time.perf_counter()
-    recommender.fit(
-        split.train, valid=split.valid, trainer=make_trainer(out_dir / "train_log.jsonl")
-    )
+    trainer = make_trainer(out_dir / "train_log.jsonl", opts.run_settings())
+    recommender.fit(split.train, valid=split.validation(), trainer=trainer)
     seconds = time.perf_counter() - start
     recommender.save(out_dir)
     record = {"model": model, "data": str(data_dir.resolve()), "fit_seconds": round(seconds, 4)}
@@ -122,6 +142,10 @@ def compare_command(
         list[str] | None,
         typer.Option("--set", help="Parameter of one model: model.key=value, e.g. ease.l2=200."),
     ] = None,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
+    max_seconds: MaxSecondsOpt = None,
+    precision: PrecisionOpt = None,
 ) -> None:
     """Train and evaluate each MODEL on the same split; a table sorted by NDCG."""
     opts = options(ctx, "compare", CompareOptions)
@@ -132,7 +156,10 @@ def compare_command(
     built = {name: build_model(name, opts.overrides.get(name, {})) for name in models}
     split = Split.load(data_dir)
     console.print(f"comparing {len(built)} models on {split.train!r}")
-    outcomes = [fit_and_evaluate(name, model, split, opts.k) for name, model in built.items()]
+    run = opts.run_settings()
+    outcomes = [
+        fit_and_evaluate(name, model, split, opts.k, run=run) for name, model in built.items()
+    ]
     console.print(compare_table(outcomes, min(opts.k)))
     if opts.json_path is not None:
         protocol = {k: v for k, v in outcomes[0].result.protocol.items() if k != "seconds"}
@@ -165,6 +192,13 @@ def recommend_command(
     ctx: typer.Context,
     model_dir: Annotated[Path, typer.Argument(help="A folder written by `tuijian train`.")],
     user: Annotated[list[str] | None, typer.Option(help="A user id; repeatable.")] = None,
+    item: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An item the user(s) interacted with just now, oldest first; repeatable. "
+            "Without --user: the history of an anonymous visitor."
+        ),
+    ] = None,
     k: Annotated[
         int | None, typer.Option("-k", "--k", help="List length.", show_default="10")
     ] = None,
@@ -176,26 +210,34 @@ def recommend_command(
         typer.Option(help="Prepared data for item titles (default: the data it was fitted on)."),
     ] = None,
 ) -> None:
-    """Top-k items for each --user, best first, with titles when the data has them."""
+    """Top-k items for each --user (or an anonymous --item history), best first, with titles
+    when the data has them; fresh --item events extend each user's history and leave the list."""
     opts = options(ctx, "recommend", RecommendOptions)
-    users = require(opts.user, "--user")
+    users: list[str | None] = list(opts.user) or ([None] if opts.item else [])
+    require(users, "--user or --item")
     recommender = Recommender.load(model_dir)
-    lists = recommender.recommend(users, k=opts.k)
+    queries = [Query(user_id=u, items=opts.item) for u in users]
+    lists = recommender.recommend(queries, k=opts.k)
+    users = [u if u is not None else "(anonymous)" for u in users]
     data_dir = _data_for(model_dir, opts.data, needed=False)
     titles = item_titles(Split.load(data_dir).train) if data_dir is not None else {}
     if opts.json_out:
         payload = {
-            str(u): [
-                {"rank": r + 1, "item_id": str(i), "score": float(s)}
-                | ({"title": titles.get(str(i))} if titles else {})
-                for r, (i, s) in enumerate(zip(items.ids, items.scores, strict=True))
-            ]
+            str(u): {
+                "source": items.source,
+                "items": [
+                    {"rank": r + 1, "item_id": str(i), "score": float(s)}
+                    | ({"title": titles.get(str(i))} if titles else {})
+                    for r, (i, s) in enumerate(zip(items.ids, items.scores, strict=True))
+                ],
+            }
             for u, items in zip(users, lists, strict=True)
         }
         typer.echo(json.dumps(payload, indent=2))
         return
     for u, items in zip(users, lists, strict=True):
-        table = Table(title=f"{recommender.name}: top {opts.k} for user {u}", title_justify="left")
+        title = f"{items.source}: top {opts.k} for user {u}"
+        table = Table(title=title, title_justify="left")
         for name in ("rank", "item", "title", "score"):
             table.add_column(name, justify="right" if name in ("rank", "score") else "left")
         for r, (i, s) in enumerate(zip(items.ids, items.scores, strict=True)):
@@ -239,6 +281,9 @@ def models_command(
     console.print(table)
     training = {k: f for k, f in shared.items() if k != "seed"}
     console.print(f"* torch models also take the training settings: {_defaults(training)}")
+    console.print(
+        "  and train / compare take the run's --device, --threads, --max-seconds, --precision"
+    )
 
 
 def _type_name(annotation: Any) -> str:

@@ -21,9 +21,9 @@ from tuijian.cli.common import (
     model_folder,
     options,
 )
+from tuijian.cli.config import QuickstartOptions
 from tuijian.cli.data_commands import save_prepared, synthetic_split
 from tuijian.cli.model_commands import compare_table
-from tuijian.config import QuickstartOptions
 from tuijian.data import Columns, Split
 from tuijian.data.synthetic import SEGMENT
 from tuijian.models.registry import get_model

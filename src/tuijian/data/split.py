@@ -19,20 +19,60 @@ from tuijian.errors import ConfigError, DataError
 C = Columns
 
 
+@dataclass(frozen=True)
+class Holdout:
+    """One evaluation part: the truth rows, and for held-out users the query histories."""
+
+    truth: Dataset
+    history: Dataset | None = None
+
+    @property
+    def name(self) -> str:
+        return self.truth.name
+
+    @property
+    def n_interactions(self) -> int:
+        """Rows of the truth (so a check on a validation part reads a Holdout like a Dataset)."""
+        return self.truth.n_interactions
+
+
+# What `fit(valid=...)` takes: a validation part, or held-out users' truth with their histories.
+Validation = Dataset | Holdout
+
+
 @dataclass(frozen=True, eq=False)
 class Split:
-    """Three datasets over one pair of vocabularies, and the protocol that produced them."""
+    """Three datasets over one pair of vocabularies, and the protocol that produced them.
+
+    `histories` maps a part to the query histories of its users when those users are held
+    out of training (the `users` protocol): the model sees a history, never the user id.
+    """
 
     train: Dataset
     test: Dataset
     valid: Dataset | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
+    histories: dict[str, Dataset] = field(default_factory=dict)
 
     def parts(self) -> dict[str, Dataset]:
         out = {"train": self.train, "test": self.test}
         if self.valid is not None:
             out["valid"] = self.valid
         return out
+
+    def holdout(self, part: str) -> Holdout:
+        """The truth of `part` ("valid" or "test") with its query histories, if any."""
+        parts = self.parts()
+        if part not in parts or part == "train":
+            raise ConfigError(f"no evaluation part {part!r}; choose from valid, test")
+        return Holdout(parts[part], self.histories.get(part))
+
+    def validation(self) -> Dataset | Holdout | None:
+        """What `fit(valid=...)` takes: the valid part, as a Holdout when its users are held out
+        (so early stopping scores them from their histories, like the final test)."""
+        if self.valid is None:
+            return None
+        return self.holdout("valid") if "valid" in self.histories else self.valid
 
     def save(self, path: str | Path) -> Path:
         """Write the split to a folder: vocabularies and features once, one table per part."""
@@ -44,6 +84,12 @@ class Split:
             self.valid.interactions.write_parquet(path / "valid.parquet")
         else:
             (path / "valid.parquet").unlink(missing_ok=True)  # a stale part would load back
+        for part in ("valid", "test"):
+            file = path / f"{part}_history.parquet"
+            if part in self.histories:
+                self.histories[part].interactions.write_parquet(file)
+            else:
+                file.unlink(missing_ok=True)
         (path / "split.json").write_text(json.dumps(self.protocol, indent=2, default=str))
         return path
 
@@ -62,8 +108,13 @@ class Split:
         valid = None
         if (path / "valid.parquet").is_file():
             valid = base.with_interactions(pl.read_parquet(path / "valid.parquet"), name="valid")
+        histories = {
+            part: base.with_interactions(pl.read_parquet(file), name=f"{part}_history")
+            for part in ("valid", "test")
+            if (file := path / f"{part}_history.parquet").is_file()
+        }
         train = base.with_interactions(base.interactions, name="train")
-        return cls(train=train, test=test, valid=valid, protocol=protocol)
+        return cls(train=train, test=test, valid=valid, protocol=protocol, histories=histories)
 
 
 # ---- protocols ------------------------------------------------------------------------------
@@ -261,6 +312,132 @@ def leave_last_out_split(
     return _finish(ds, part, {"name": "leave-last-out"}, unseen, valid)
 
 
+_USER_ROUNDING = (
+    "users with >= 2 rows are eligible; n_test_users = floor(n_eligible*test + 0.5), "
+    "n_valid_users = floor(n_eligible*valid + 0.5), at least one user left to train; per "
+    "held-out user of n rows: n_history = floor(n*query_fraction + 0.5) clipped to [1, n-1], "
+    "the rest truth"
+)
+
+
+def user_shares(ratios: Sequence[float]) -> tuple[float, float]:
+    """The (valid, test) user shares of train,[valid,]test ratios (`--ratios` of `--split
+    users`), checked like the ratios of the other protocols."""
+    _, valid, test, _ = _ratios(ratios)
+    return valid, test
+
+
+def _held_out_users(
+    counts: np.ndarray, valid: float, test: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Part code (TRAIN / VALID / TEST) of every user: a seeded draw among users with 2+ rows."""
+    eligible = np.flatnonzero(counts >= 2)
+    n_active = int(np.count_nonzero(counts))
+    want_valid, want_test = (int(np.floor(len(eligible) * r + 0.5)) for r in (valid, test))
+    n_test = min(want_test, max(n_active - 1, 0))
+    n_valid = min(want_valid, len(eligible) - n_test, max(n_active - 1 - n_test, 0))
+    drawn = rng.permutation(eligible)
+    code = np.full(len(counts), TRAIN, dtype=np.int8)
+    code[drawn[:n_test]] = TEST
+    code[drawn[n_test : n_test + n_valid]] = VALID
+    return code
+
+
+def user_holdout_split(
+    data: Dataset | pl.DataFrame,
+    *,
+    valid: float = 0.1,
+    test: float = 0.1,
+    query_fraction: float = 0.8,
+    order: Literal["random", "time"] = "random",
+    seed: int = 0,
+    unseen: Unseen = "drop",
+) -> Split:
+    """Held-out users ("strong generalization", Liang et al. 2018, Mult-VAE section 4.1).
+
+    A seeded share of the users (`valid`, `test`; drawn among users with 2+ rows) is kept out
+    of training entirely. Each held-out user's rows are cut into a query history (the share
+    `query_fraction`: a random subset per user, or with `order="time"` the earliest rows) and
+    the truth (the rest): `split.valid` / `split.test` hold the truth, `split.histories` the
+    histories. Vocabularies stay shared: held-out users are in them with no training rows.
+    With `unseen="drop"` held-out rows whose item never occurs in train are removed before
+    the cut (as the paper does), so the stated sizes hold for the rows that remain.
+    """
+    if unseen not in ("drop", "keep"):
+        raise ConfigError(f"unseen must be 'drop' or 'keep', got {unseen!r}")
+    if order not in ("random", "time"):
+        raise ConfigError(f"order must be 'random' or 'time', got {order!r}")
+    if valid < 0 or test <= 0 or valid + test >= 1:
+        raise ConfigError(
+            f"held-out user shares need test > 0, valid >= 0 and valid + test < 1, "
+            f"got valid={valid}, test={test}"
+        )
+    if not 0 < query_fraction < 1:
+        raise ConfigError(f"query_fraction must be in (0, 1), got {query_fraction}")
+    ds = _as_dataset(data)
+    rank_time = _time_rank(_timestamps(ds, "users (order='time')")) if order == "time" else None
+    rng = np.random.default_rng(seed)
+    users, counts = _user_counts(ds)
+    items = ds.interactions[C.item_idx].to_numpy()
+    user_part = _held_out_users(counts, valid, test, rng)
+    row_part = user_part[users]
+    is_train = row_part == TRAIN
+    keep = np.ones(len(users), dtype=bool)
+    if unseen == "drop":
+        seen_item = np.bincount(items[is_train], minlength=ds.n_items) > 0
+        keep = is_train | seen_item[items]
+    dropped = {
+        name: int(np.count_nonzero(~keep & (row_part == code)))
+        for code, name in ((VALID, "valid"), (TEST, "test"))
+    }
+    # cut every held-out user's kept rows: the last n_truth by `rank` are the truth
+    held = ~is_train & keep
+    n_kept = np.bincount(users[held], minlength=ds.n_users)
+    n_history = np.clip(np.floor(n_kept * query_fraction + 0.5).astype(np.int64), 1, None)
+    n_truth = np.where(n_kept >= 2, n_kept - np.minimum(n_history, n_kept - 1), 0)
+    rank = rng.permutation(len(users)) if rank_time is None else rank_time
+    sub = np.flatnonzero(held)
+    sub_rank = np.empty(len(sub), dtype=np.int64)
+    sub_rank[np.argsort(rank[sub], kind="stable")] = np.arange(len(sub))
+    is_truth = np.zeros(len(users), dtype=bool)
+    cut = _assign_tail(users[sub], sub_rank, np.zeros_like(n_truth), n_truth)
+    is_truth[sub] = cut == TEST
+    inter = ds.interactions.drop(_PART_COLUMN, strict=False)
+
+    def take(mask: np.ndarray, name: str) -> Dataset:
+        return ds.with_interactions(inter.filter(pl.Series(mask)), name=name)
+
+    parts = {"train": take(is_train, "train")}
+    histories: dict[str, Dataset] = {}
+    for code, name in ((VALID, "valid"), (TEST, "test")):
+        if name == "valid" and valid == 0:
+            continue
+        in_part = held & (row_part == code)
+        parts[name] = take(in_part & is_truth, name)
+        histories[name] = take(in_part & ~is_truth, f"{name}_history")
+    with_valid = "valid" in parts
+    protocol = {
+        "name": "users",
+        "valid": valid,
+        "test": test,
+        "query_fraction": query_fraction,
+        "order": order,
+        "seed": seed,
+        "rounding": _USER_ROUNDING,
+        "unseen": unseen,
+        "held_out_users": {
+            name: int(np.count_nonzero(user_part == code))
+            for code, name in ((VALID, "valid"), (TEST, "test"))
+            if name in parts
+        },
+        "rows": {name: part.n_interactions for name, part in parts.items()}
+        | {f"{name}_history": part.n_interactions for name, part in histories.items()},
+        "users": {name: int(part.active_users.size) for name, part in parts.items()},
+        "dropped": dropped if with_valid else {"test": dropped["test"]},
+    }
+    return Split(parts["train"], parts["test"], parts.get("valid"), protocol, histories)
+
+
 def fixed_split(
     parts: Mapping[str, pl.DataFrame],
     *,
@@ -294,6 +471,7 @@ SPLITS: dict[str, Callable[..., Split]] = {
     "user-temporal": user_temporal_split,
     "leave-last-out": leave_last_out_split,
     "fixed": fixed_split,
+    "users": user_holdout_split,
 }
 
 

@@ -58,6 +58,11 @@ class Vocabulary:
                 raise UnknownIdError(f"unknown {self.name}: {x!r}") from None
         return out
 
+    def index_or_missing(self, ids: Sequence[object] | np.ndarray) -> np.ndarray:
+        """Indices of external ids, -1 for ids not in the vocabulary (never raises)."""
+        get = self._index.get
+        return np.fromiter((get(str(x), -1) for x in ids), dtype=np.int64, count=len(ids))
+
     def lookup(self, ids: pl.Series) -> pl.Series:
         """Vectorized index of a column of ids; unknown ids become null."""
         mapping = pl.DataFrame(

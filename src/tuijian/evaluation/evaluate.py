@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
+import torch
 
 from tuijian.data.columns import Columns
 from tuijian.data.dataset import Dataset
@@ -18,6 +19,8 @@ from tuijian.data.split import Split
 from tuijian.errors import ConfigError, DataError
 from tuijian.evaluation import metrics as M
 from tuijian.models.base import Recommender
+from tuijian.models.query import QueryBatch
+from tuijian.models.ranking import BlockHook, rank
 
 DEFAULT_KS = (10, 20)
 
@@ -55,6 +58,13 @@ def exclusion_matrix(parts: list[Dataset]) -> sp.csr_matrix | None:
     for part in parts[1:]:
         total = total + part.matrix
     return binary(total)
+
+
+def pad_columns(top: np.ndarray, k: int) -> np.ndarray:
+    """Top-k lists widened with -1 to k columns (rankings are clipped to the catalogue)."""
+    if top.shape[1] >= k:
+        return top
+    return np.pad(top, ((0, 0), (0, k - top.shape[1])), constant_values=-1)
 
 
 def hit_matrix(top: np.ndarray, users: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
@@ -96,13 +106,60 @@ def rank_users(
     exclude: sp.csr_matrix | None,
     k: int,
     users: np.ndarray | None = None,
+    on_block: BlockHook | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Full-ranking top-k of every user with a truth row: (users, top items, hit matrix)."""
     truth_m = binary(truth.matrix)
     if users is None:
         users = truth.active_users
-    top, _ = model._rank(users, exclude, users, k, None)
+    queries = QueryBatch.for_users(model, users)
+    if exclude is not None:
+        queries = queries.with_exclude(exclude[users])
+    top = pad_columns(rank(model, queries, k, exclude_seen=False, on_block=on_block).idx, k)
     return users, top, hit_matrix(top, users, truth_m)
+
+
+def rank_histories(
+    model: Recommender,
+    truth: Dataset,
+    history: Dataset,
+    exclude: sp.csr_matrix | None,
+    k: int,
+    users: np.ndarray | None = None,
+    on_block: BlockHook | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-k of every truth user scored from its `history` rows as an anonymous query (the
+    model never gets the id: held-out users were not in training); history items are hidden,
+    and so are the user's `exclude` rows."""
+    truth_m = binary(truth.matrix)
+    if users is None:
+        users = truth.active_users
+    hidden = None if exclude is None else exclude[users]
+    queries = QueryBatch.from_history(
+        history.matrix[users], exclude=hidden if hidden is not None and hidden.nnz else None
+    )
+    top = pad_columns(rank(model, queries, k, exclude_seen=True, on_block=on_block).idx, k)
+    return users, top, hit_matrix(top, users, truth_m)
+
+
+class BlockMetrics:
+    """Per-user AUC / log-loss (`metrics.SCORE_METRICS`) collected from the ranking's masked
+    score blocks (`rank(on_block=...)`), in the same bounded-memory batches as the top-k.
+
+    `truth` holds one 0/1 row per ranked query, in query order.
+    """
+
+    def __init__(self, names: tuple[str, ...], truth: sp.csr_matrix) -> None:
+        self.truth = truth
+        self.values = {name: np.zeros(truth.shape[0]) for name in names}
+
+    def __call__(self, rows: slice, block: torch.Tensor, cols: np.ndarray | None) -> None:
+        truth = self.truth[rows]
+        if cols is not None:
+            truth = truth[:, cols].tocsr()
+        truth.sort_indices()
+        for name, out in self.values.items():
+            out[rows] = M.SCORE_METRICS[name](block, truth)
 
 
 def evaluate(
@@ -115,20 +172,32 @@ def evaluate(
     users: np.ndarray | None = None,
     beyond_accuracy: bool = True,
 ) -> EvaluationResult:
-    """Full-ranking evaluation over all items; train (and for test, valid) items excluded."""
+    """Full-ranking evaluation over all items; train (and for test, valid) items excluded.
+
+    When the part's users were held out of training (`split.histories`, the `users`
+    protocol), each is ranked from its query history alone, with the history hidden.
+    """
     parts = split.parts()
     if part not in parts or part == "train":
         raise ConfigError(f"cannot evaluate on part {part!r}; choose from valid, test")
+    history = split.histories.get(part)
     exclude_names = ["train"] if part == "valid" else [p for p in ("train", "valid") if p in parts]
+    if history is not None:
+        exclude_names = []  # held-out users have no rows in the other parts
     return evaluate_ranking(
         model,
         parts[part],
         exclude=[parts[p] for p in exclude_names],
+        history=history,
         ks=ks,
         metrics=metrics,
         users=users,
         beyond_accuracy=beyond_accuracy,
-        protocol={"part": part, "excluded": exclude_names, "split": split.protocol},
+        protocol={
+            "part": part,
+            "excluded": exclude_names if history is None else ["history"],
+            "split": split.protocol,
+        },
         train=split.train,
     )
 
@@ -138,6 +207,7 @@ def evaluate_ranking(
     truth: Dataset,
     *,
     exclude: list[Dataset] | None = None,
+    history: Dataset | None = None,
     ks: tuple[int, ...] | list[int] = DEFAULT_KS,
     metrics: tuple[str, ...] | None = None,
     users: np.ndarray | None = None,
@@ -145,23 +215,40 @@ def evaluate_ranking(
     protocol: dict[str, Any] | None = None,
     train: Dataset | None = None,
 ) -> EvaluationResult:
-    """Rank all items for every user of `truth`, hide the `exclude` parts, score the lists."""
+    """Rank all items for every user of `truth`, hide the `exclude` parts, score the lists.
+
+    With `history` (held-out users), each truth user is an anonymous query made of its
+    history rows, never its id; otherwise the model ranks the known user by index.
+    `metrics` may also name `auc` and `logloss` (summary keys without a cut-off): they read the
+    whole masked score block of each batch, not the top-k, and are computed only when asked.
+    """
     ks = tuple(sorted({int(k) for k in ks}))
     if not ks or ks[0] < 1:
         raise ConfigError(f"cut-offs must be positive integers, got {ks}")
     names = metrics or tuple(M.RANKING_METRICS)
-    unknown = [m for m in names if m not in M.RANKING_METRICS]
+    valid = [*M.RANKING_METRICS, *M.SCORE_METRICS]
+    unknown = [m for m in names if m not in valid]
     if unknown:
-        raise ConfigError(f"unknown metric(s) {unknown}; valid: {', '.join(M.RANKING_METRICS)}")
+        raise ConfigError(f"unknown metric(s) {unknown}; valid: {', '.join(valid)}")
     if truth.n_interactions == 0:
         raise DataError(f"{truth.name}: nothing to evaluate on (no interactions)")
     t0 = time.perf_counter()
-    users, top, hits = rank_users(model, truth, exclusion_matrix(exclude or []), ks[-1], users)
+    hidden = exclusion_matrix(exclude or [])
+    if users is None:
+        users = truth.active_users
+    scored = tuple(m for m in names if m in M.SCORE_METRICS)
+    blocks = BlockMetrics(scored, binary(truth.matrix)[users]) if scored else None
+    names = tuple(m for m in names if m in M.RANKING_METRICS)
+    if history is None:
+        users, top, hits = rank_users(model, truth, hidden, ks[-1], users, blocks)
+    else:
+        users, top, hits = rank_histories(model, truth, history, hidden, ks[-1], users, blocks)
     n_truth = np.diff(binary(truth.matrix).indptr)[users]
     columns: dict[str, np.ndarray] = {}
     for k in ks:
         for name in names:
             columns[f"{name}@{k}"] = M.RANKING_METRICS[name](hits, n_truth, k)
+    columns.update(blocks.values if blocks is not None else {})
     summary = {key: float(np.mean(v)) for key, v in columns.items()}
     if beyond_accuracy:
         ref = train or truth
@@ -183,6 +270,7 @@ def evaluate_ranking(
         "n_users": len(users),
         "n_items": int(truth.n_items),
         "seconds": round(time.perf_counter() - t0, 4),
+        **({"queries": "held-out users"} if history is not None else {}),
         **(protocol or {}),
     }
     return EvaluationResult(per_user, summary, proto)

@@ -2,6 +2,7 @@
 
 `hits[u, r]` is 1 when the item ranked r+1 for user u is relevant; `n_truth[u]` counts the
 user's relevant items. Every function returns per-user values (mean them for the summary).
+`SCORE_METRICS` (AUC, log-loss) read the users x items score block itself instead.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
 
 _DISCOUNT = 1.0 / np.log2(np.arange(2, 100_002, dtype=np.float64))
 
@@ -22,6 +25,12 @@ def precision(hits: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarray:
 def recall(hits: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarray:
     """Share of the user's relevant items found in the top-k."""
     return hits[:, :k].sum(axis=1) / np.maximum(n_truth, 1)
+
+
+def recall_capped(hits: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarray:
+    """Recall with denominator min(k, n_truth), so a perfect list scores 1 even when the user
+    has more than k relevant items: Recall@R of Liang et al. 2018 (Mult-VAE), section 4.2."""
+    return hits[:, :k].sum(axis=1) / np.maximum(np.minimum(n_truth, k), 1)
 
 
 def hit_rate(hits: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarray:
@@ -54,11 +63,78 @@ def average_precision(hits: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarr
 RANKING_METRICS: dict[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]] = {
     "precision": precision,
     "recall": recall,
+    "recall_capped": recall_capped,
     "ndcg": ndcg,
     "hit": hit_rate,
     "mrr": mrr,
     "map": average_precision,
 }
+
+
+# ---- metrics of the score block: every rankable item, not only the top-k ---------------------
+def _truth_scores(block: torch.Tensor, truth: sp.csr_matrix) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores of each row's truth items, padded (B, m); mask of the real entries (B, m))."""
+    counts = np.diff(truth.indptr)
+    m = max(1, int(counts.max(initial=0)))
+    rows = np.repeat(np.arange(truth.shape[0]), counts)
+    slot = np.arange(truth.nnz) - np.repeat(truth.indptr[:-1], counts)
+    cols = np.zeros((truth.shape[0], m), dtype=np.int64)
+    cols[rows, slot] = truth.indices
+    real = np.zeros((truth.shape[0], m), dtype=bool)
+    real[rows, slot] = True
+    return block.gather(1, torch.from_numpy(cols)), torch.from_numpy(real)
+
+
+def auc(block: torch.Tensor, truth: sp.csr_matrix) -> np.ndarray:
+    """Per-row AUC: the share of (truth, non-truth) item pairs ordered correctly, ties half.
+
+    `block` is a (B, n) float score block where -inf marks items that are not ranked
+    (excluded: the user's training items...); those count on neither side. `truth` is the
+    (B, n) 0/1 CSR of the rows' relevant items. A row without a rankable truth item or
+    without a rankable other item has no pair: its AUC is 0.5, as for random scores. Cost:
+    one sort of the block and a batched binary search per truth item.
+    """
+    ranked = block > -torch.inf  # (B, n)
+    truth_scores, real = _truth_scores(block, truth)  # (B, m)
+    real &= truth_scores > -torch.inf
+    is_truth = torch.zeros_like(ranked)
+    rows = np.repeat(np.arange(truth.shape[0]), np.diff(truth.indptr))
+    is_truth[torch.from_numpy(rows), torch.from_numpy(truth.indices.astype(np.int64))] = True
+    negative = ranked & ~is_truth
+    n_neg = negative.sum(dim=1, keepdim=True)  # (B, 1)
+    others = torch.sort(block.masked_fill(~negative, torch.inf), dim=1).values  # negatives first
+    query = truth_scores.contiguous()
+    below = torch.searchsorted(others, query, right=False)  # (B, m) negatives scored lower
+    at_or_below = torch.minimum(torch.searchsorted(others, query, right=True), n_neg)
+    credit = (below + at_or_below).double() / 2  # pairs won + half the ties
+    won = credit.masked_fill(~real, 0.0).sum(dim=1)
+    pairs = real.sum(dim=1).double() * n_neg[:, 0].double()
+    out = torch.where(pairs > 0, won / pairs.clamp_min(1), 0.5)
+    return out.numpy()
+
+
+def logloss(block: torch.Tensor, truth: sp.csr_matrix) -> np.ndarray:
+    """Per-row log-loss: mean binary cross-entropy of sigmoid(score) over the row's rankable
+    items (-inf entries are excluded), truth items labelled 1 and all others 0.
+
+    Each rankable item counts once, so on a large catalogue the mean is dominated by the
+    negatives; it suits pointwise (CTR-style) models whose scores are logits. A row with no
+    rankable item has log-loss 0.
+    """
+    ranked = block > -torch.inf
+    truth_scores, real = _truth_scores(block, truth)
+    real &= truth_scores > -torch.inf
+    # BCE(s, y) = softplus(s) - y * s; softplus(-inf) = 0 drops the excluded entries.
+    total = F.softplus(block).sum(dim=1, dtype=torch.float64)
+    total -= truth_scores.double().masked_fill(~real, 0.0).sum(dim=1)
+    n = ranked.sum(dim=1)
+    return torch.where(n > 0, total / n.clamp_min(1), 0.0).numpy()
+
+
+ScoreMetric = Callable[[torch.Tensor, sp.csr_matrix], np.ndarray]
+SCORE_METRICS: dict[str, ScoreMetric] = {"auc": auc, "logloss": logloss}
+LOWER_IS_BETTER: frozenset[str] = frozenset({"logloss"})
+"""Metrics where a smaller value is better (early stopping reads it)."""
 
 
 # ---- beyond accuracy: functions of the recommended lists themselves ----------------------------

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, get_args, get_origin
 
 import numpy as np
 import polars as pl
@@ -17,12 +16,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tuijian.data.columns import Columns
 from tuijian.data.dataset import Dataset
-from tuijian.data.vocabulary import Vocabulary
+from tuijian.data.split import Validation
 from tuijian.errors import ConfigError, DataError, NotFittedError
+from tuijian.models.query import Query, QueryBatch
+from tuijian.models.ranking import SCORE_BUDGET, Ranking, rank, rows_per_batch
 
-MODEL_FORMAT = "tuijian.model/1"
-# Scores held at once while ranking: users-per-batch x n_items stays under this many floats.
-SCORE_BUDGET = 1 << 24
+__all__ = ["SCORE_BUDGET", "ItemList", "ModelConfig", "Recommender", "rows_per_batch"]
+
+HistoryMode = Literal["native", "fold_in", "none"]
 
 
 class ModelConfig(BaseModel):
@@ -31,6 +32,9 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
     seed: int = 42
+
+
+ConfigT = TypeVar("ConfigT", bound=ModelConfig)
 
 
 def build_config(cls: type[ModelConfig], config: ModelConfig | dict | None, overrides: dict):
@@ -55,11 +59,13 @@ def build_config(cls: type[ModelConfig], config: ModelConfig | dict | None, over
 
 @dataclass(frozen=True)
 class ItemList:
-    """A ranked list of items for one query: external ids, indices and scores."""
+    """A ranked list of items for one query: external ids, indices, scores and what produced
+    them (the model's name, or a named fallback such as "popularity")."""
 
     ids: np.ndarray
     idx: np.ndarray
     scores: np.ndarray
+    source: str = ""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -90,49 +96,53 @@ def _as_tensor(scores: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(arr)
 
 
-def rows_per_batch(n_items: int, budget: int = SCORE_BUDGET) -> int:
-    """Users scored at once so that a score block stays under `budget` floats."""
-    return max(1, budget // max(1, n_items))
-
-
-def mask_rows(block: torch.Tensor, mask: sp.csr_matrix, rows: np.ndarray) -> None:
-    """Set `block[i, j] = -inf` where `mask[rows[i], j]` is stored (in place)."""
-    sub = mask[rows]
-    if sub.nnz:
-        r = np.repeat(np.arange(len(rows)), np.diff(sub.indptr))
-        block[torch.from_numpy(r), torch.from_numpy(sub.indices.astype(np.int64))] = -torch.inf
-
-
-class Recommender(ABC):
+class Recommender(ABC, Generic[ConfigT]):
     """A fitted model ranks items for users.
 
-    Subclasses declare `config_class`, and implement `_fit` (learn state ending in `_`) and
-    `score` (a users x items block); the base provides `fit`, `recommend`, `save` and `load`.
+    A model names its config once, as the type argument of its base (`class EASE(
+    Recommender[EASEConfig])`, from which `config_class` is derived), declares the learned
+    attributes it saves in `state_fields`, and implements `_fit` (learn state ending in `_`)
+    and `score` (a users x items block); the base provides `fit`, `recommend`, `save`, `load`.
     """
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
-    uses_sequences: ClassVar[bool] = False
+    config: ConfigT
+    # Learned attributes this class adds to the saved state (subclasses add their own; see
+    # `learned_fields`): numpy arrays, scipy sparse matrices or scalars.
+    state_fields: ClassVar[tuple[str, ...]] = ("user_items_",)
+    # The settings the shared contract tests fit this model with (tests/models/contract.py):
+    # small enough to fit in well under a second on the contract dataset.
+    test_config: ClassVar[dict[str, Any]] = {}
     supports_cold_items: ClassVar[bool] = False
-    supports_unknown_users: ClassVar[bool] = False
+    history_mode: ClassVar[HistoryMode | None] = None  # how a history unseen at fit is scored
     predicts_ratings: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = _declared_config(cls)
+        if declared is not None:
+            cls.config_class = declared
 
     def __init__(self, config: ModelConfig | dict | None = None, **overrides: Any) -> None:
         self.config = build_config(self.config_class, config, overrides)
 
     # ---- learning --------------------------------------------------------------------------
-    def fit(self, train: Dataset, *, valid: Dataset | None = None, trainer: Any = None) -> Self:
+    def fit(self, train: Dataset, *, valid: Validation | None = None, trainer: Any = None) -> Self:
         """Learn from `train`; torch models hand their loop to `trainer` (a `Trainer`)."""
         if train.n_interactions == 0:
             raise DataError(f"{train.name}: no interactions to fit {self.name or 'model'} on")
         self.users_ = train.users
         self.items_ = train.items
         self.seen_ = (train.matrix > 0).astype(np.float32).tocsr()
+        self.user_items_ = sp.csr_matrix(train.matrix, dtype=np.float32)  # weights, for queries
+        self.user_items_.sort_indices()
+        self.__dict__.pop("_popularity", None)
         self._fit(train, valid=valid, trainer=trainer)
         return self
 
     @abstractmethod
-    def _fit(self, train: Dataset, *, valid: Dataset | None, trainer: Any) -> None:
+    def _fit(self, train: Dataset, *, valid: Validation | None, trainer: Any) -> None:
         """Model-specific learning; sets learned attributes (names ending in `_`)."""
 
     @abstractmethod
@@ -165,7 +175,58 @@ class Recommender(ABC):
         self._check_fitted()
         return len(self.items_)
 
-    # ---- ranking ---------------------------------------------------------------------------
+    # ---- queries and ranking -----------------------------------------------------------
+    def score_history(
+        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
+    ) -> np.ndarray | torch.Tensor:
+        """Scores of histories given at call time: (Q, n_items or len(item_idx)).
+
+        `history` is a (Q, n_items) float32 CSR of summed interaction weights with no empty
+        row. History-native models score it directly; fold-in models first compute each
+        query's user vector from it with the item side fixed (see `history_mode`).
+        """
+        raise ConfigError(f"{self.name or type(self).__name__} cannot score a given history")
+
+    def user_history(self, user_idx: np.ndarray) -> sp.csr_matrix:
+        """Training histories of known users as weight rows (what `score_history` reads)."""
+        self._check_fitted()
+        return self.user_items_[np.asarray(user_idx, dtype=np.int64)]
+
+    @property
+    def item_popularity_(self) -> np.ndarray:
+        """Training users per item (float32): the scores of the popularity fallback."""
+        cached = self.__dict__.get("_popularity")
+        if cached is None or len(cached) != self.n_items:
+            cached = np.asarray(self.seen_.sum(axis=0), dtype=np.float32).ravel()
+            self.__dict__["_popularity"] = cached
+        return cached
+
+    def score_queries(
+        self, queries: QueryBatch, item_idx: np.ndarray | None = None
+    ) -> torch.Tensor:
+        """Scores of a batch of queries, a new float32 CPU tensor (Q, n_items or len(item_idx)).
+
+        Known users with exactly their training history are scored by `score`, other
+        histories by `score_history`, and empty ones by the popularity fallback. Models that
+        read more than the bag of items (order, times, events) override this.
+        """
+        empty = queries.empty
+        own = queries.own_history & ~empty
+        if own.all():
+            return _as_tensor(self.score(queries.user_idx, item_idx))
+        n_cols = self.n_items if item_idx is None else len(item_idx)
+        out = torch.empty((len(queries), n_cols), dtype=torch.float32)
+        if own.any():
+            out[torch.from_numpy(own)] = _as_tensor(self.score(queries.user_idx[own], item_idx))
+        given = ~own & ~empty
+        if given.any():
+            block = self.score_history(queries.history[given], item_idx)
+            out[torch.from_numpy(given)] = _as_tensor(block)
+        if empty.any():
+            pop = self.item_popularity_ if item_idx is None else self.item_popularity_[item_idx]
+            out[torch.from_numpy(empty)] = torch.from_numpy(pop)
+        return out
+
     def topk(
         self,
         user_idx: np.ndarray,
@@ -175,15 +236,28 @@ class Recommender(ABC):
         candidates: np.ndarray | None = None,
         batch_size: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k item indices and scores per user, in batches of bounded memory.
+        """Top-k item indices and scores of known users by index (train items not excluded).
 
-        `exclude` is a users x items CSR whose stored entries are never returned; `candidates`
-        restricts ranking to those item indices. Slots with nothing left hold index -1.
+        `exclude` is a users x items CSR indexed by user whose stored entries are never
+        returned; `candidates` restricts ranking to those item indices.
         """
-        user_idx = np.asarray(user_idx, dtype=np.int64)
-        if exclude is None:
-            return self._rank(user_idx, None, user_idx, k, candidates, batch_size)
-        return self._rank(user_idx, exclude, user_idx, k, candidates, batch_size)
+        users = np.asarray(user_idx, dtype=np.int64)
+        queries = QueryBatch.for_users(self, users)
+        if exclude is not None:
+            queries = queries.with_exclude(sp.csr_matrix(exclude)[users])
+        if candidates is not None:
+            cand = np.unique(np.asarray(candidates, dtype=np.int64))
+            pattern = sp.csr_matrix(
+                (
+                    np.ones(len(users) * len(cand), np.float32),
+                    np.tile(cand, len(users)),
+                    np.arange(len(users) + 1) * len(cand),
+                ),
+                shape=(len(users), self.n_items),
+            )
+            queries = replace(queries, candidates=pattern)
+        ranking = rank(self, queries, k, exclude_seen=False, batch_size=batch_size)
+        return ranking.idx, ranking.scores
 
     def recommend(
         self,
@@ -194,134 +268,78 @@ class Recommender(ABC):
         candidates: Sequence[object] | None = None,
         exclude: Sequence[object] | None = None,
     ) -> list[ItemList]:
-        """Top-k items for each external user id, best first.
+        """Top-k items for each external user id or `Query`, best first.
 
         Args:
-            users: one external user id or a sequence of them.
-            k: list length.
-            exclude_seen: drop items the user interacted with in training.
-            candidates: only rank these external item ids.
-            exclude: never return these external item ids.
+            users: one external user id or `Query`, or a sequence of them.
+            k: list length (clipped to the catalogue).
+            exclude_seen: drop items in the query's history (training and given items).
+            candidates: only rank these external item ids (a query's own list wins).
+            exclude: never return these external item ids (added to a query's own).
         """
         self._check_fitted()
-        if isinstance(users, str | int | np.integer):
+        if isinstance(users, str | int | np.integer | Query):
             users = [users]
-        user_idx = self.users_.index(users)
-        mask = (
-            self.seen_[user_idx]
-            if exclude_seen
-            else sp.csr_matrix((len(user_idx), self.n_items), dtype=np.float32)
-        )
-        if exclude is not None:
-            blocked = self.items_.index(exclude)
-            extra = sp.csr_matrix(
-                (
-                    np.ones(len(user_idx) * len(blocked), dtype=np.float32),
-                    (
-                        np.repeat(np.arange(len(user_idx)), len(blocked)),
-                        np.tile(blocked, len(user_idx)),
-                    ),
-                ),
-                shape=mask.shape,
-            )
-            mask = (mask + extra).tocsr()
-        cand = None if candidates is None else self.items_.index(candidates)
-        idx, scores = self._rank(user_idx, mask, np.arange(len(user_idx)), k, cand)
+        queries = [u if isinstance(u, Query) else Query(user_id=u) for u in users]  # type: ignore[union-attr]
+        batch = QueryBatch.build(self, queries, candidates=candidates, exclude=exclude)
+        return self.item_lists(rank(self, batch, k, exclude_seen=exclude_seen))
+
+    def item_lists(self, ranking: Ranking) -> list[ItemList]:
+        """A `Ranking` as one `ItemList` per query, in external ids, with its source."""
         out = []
-        for row_idx, row_scores in zip(idx, scores, strict=True):
+        for row_idx, row_scores, fell in zip(
+            ranking.idx, ranking.scores, ranking.fallback, strict=True
+        ):
             keep = row_idx >= 0
-            out.append(ItemList(self.items_.id(row_idx[keep]), row_idx[keep], row_scores[keep]))
+            source = "popularity" if fell else (self.name or type(self).__name__)
+            out.append(
+                ItemList(self.items_.id(row_idx[keep]), row_idx[keep], row_scores[keep], source)
+            )
         return out
 
-    def _rank(
-        self,
-        user_idx: np.ndarray,
-        mask: sp.csr_matrix | None,
-        mask_rows_idx: np.ndarray,
-        k: int,
-        candidates: np.ndarray | None,
-        batch_size: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Batched score, mask, top-k; result row i is masked by `mask[mask_rows_idx[i]]`."""
-        self._check_fitted()
-        n_cols = self.n_items if candidates is None else len(candidates)
-        if mask is not None and candidates is not None:
-            mask = mask[:, candidates].tocsr()
-        k_eff = min(k, n_cols)
-        out_idx = np.full((len(user_idx), k), -1, dtype=np.int64)
-        out_score = np.full((len(user_idx), k), -np.inf, dtype=np.float32)
-        batch = batch_size or rows_per_batch(n_cols)
-        for start in range(0, len(user_idx), batch):
-            sl = slice(start, start + batch)
-            with torch.no_grad():
-                block = _as_tensor(self.score(user_idx[sl], candidates))
-            if mask is not None:
-                mask_rows(block, mask, mask_rows_idx[sl])
-            vals, idx = torch.topk(block, k_eff, dim=1)
-            idx_np = idx.numpy() if candidates is None else candidates[idx.numpy()]
-            vals_np = vals.numpy()
-            out_idx[sl, :k_eff] = np.where(np.isneginf(vals_np), -1, idx_np)
-            out_score[sl, :k_eff] = vals_np
-        return out_idx, out_score
+    # ---- persistence (the folder format lives in `tuijian.models.io`) -----------------------
+    @classmethod
+    def learned_fields(cls) -> tuple[str, ...]:
+        """Names of the learned attributes saved with the model: `state_fields` along the MRO."""
+        names = (f for klass in reversed(cls.__mro__) for f in vars(klass).get("state_fields", ()))
+        return tuple(dict.fromkeys(names))
 
-    # ---- persistence -----------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
-        """Learned arrays to save: every numpy / scipy attribute whose name ends in `_`."""
-        skip = {"users_", "items_", "seen_"}
-        return {
-            k: v
-            for k, v in vars(self).items()
-            if k.endswith("_") and k not in skip and isinstance(v, np.ndarray | sp.spmatrix)
-        }
+        """Learned state to save, by attribute name: the `learned_fields`."""
+        return {name: getattr(self, name) for name in self.learned_fields()}
 
     def _set_state(self, state: dict[str, Any]) -> None:
-        """Restore what `_get_state` returned (after vocabularies are set)."""
-        for k, v in state.items():
-            setattr(self, k, v)
+        """Restore the `learned_fields` from saved state (after vocabularies are set)."""
+        for name in self.learned_fields():
+            setattr(self, name, state[name])
 
     def save(self, path: str | Path) -> Path:
-        """Write config, vocabularies, seen items and learned state to a folder."""
-        self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        meta = {"format": MODEL_FORMAT, "model": self.name, "config": self.config.model_dump()}
-        (path / "config.json").write_text(json.dumps(meta, indent=2))
-        self.users_.to_frame().write_parquet(path / "users.parquet")
-        self.items_.to_frame().write_parquet(path / "items.parquet")
-        sp.save_npz(path / "seen.npz", self.seen_)
-        dense, sparse = {}, {}
-        for key, value in self._get_state().items():
-            (sparse if sp.issparse(value) else dense)[key] = value
-        np.savez(path / "state.npz", **dense)
-        for stale in path.glob("sparse.*.npz"):  # load() reads every sparse file in the folder
-            stale.unlink()
-        for key, value in sparse.items():
-            sp.save_npz(path / f"sparse.{key}.npz", sp.csr_matrix(value))
-        return path
+        """Write config, vocabularies, seen items and learned state to a folder (see `io`)."""
+        from tuijian.models.io import save_model
+
+        return save_model(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
         """Load any saved model folder (the registry picks the class from `config.json`)."""
-        from tuijian.models.registry import get_model_class
+        from tuijian.models.io import load_model
 
-        path = Path(path)
-        if not (path / "config.json").is_file():
-            raise DataError(f"{path}: not a saved model folder (no config.json)")
-        meta = json.loads((path / "config.json").read_text())
-        model_cls = get_model_class(meta["model"])
-        if cls is not Recommender and not issubclass(model_cls, cls):
-            raise ConfigError(f"{path} holds a {meta['model']!r} model, not {cls.__name__}")
-        model = model_cls(**meta["config"])
-        model.users_ = Vocabulary.from_frame(pl.read_parquet(path / "users.parquet"))
-        model.items_ = Vocabulary.from_frame(pl.read_parquet(path / "items.parquet"))
-        model.seen_ = sp.load_npz(path / "seen.npz").tocsr()
-        with np.load(path / "state.npz", allow_pickle=False) as npz:
-            state: dict[str, Any] = {k: npz[k] for k in npz.files}
-        for p in path.glob("sparse.*.npz"):
-            state[p.name[len("sparse.") : -len(".npz")]] = sp.load_npz(p).tocsr()
-        model._set_state(state)
-        return model
+        return load_model(path, None if cls is Recommender else cls)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items())
         return f"{type(self).__name__}({fields})"
+
+
+def _declared_config(cls: type) -> type[ModelConfig] | None:
+    """The config class named by `class X(Base[XConfig])`; a type variable stands for its bound."""
+    for base in vars(cls).get("__orig_bases__", ()):
+        origin = get_origin(base)
+        if not (isinstance(origin, type) and issubclass(origin, Recommender)):
+            continue
+        (arg,) = get_args(base)
+        if isinstance(arg, TypeVar):
+            arg = arg.__bound__
+        if isinstance(arg, type) and issubclass(arg, ModelConfig):
+            return arg
+    return None

@@ -28,11 +28,25 @@ def register(name: str):
     def deco(cls: _T) -> _T:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"model name {name!r} is already registered by {_REGISTRY[name]}")
+        check_history_mode(cls)
         cls.name = name
         _REGISTRY[name] = cls
         return cls
 
     return deco
+
+
+def check_history_mode(cls: type[Recommender]) -> None:
+    """A model must say how it treats a history unseen at fit, and then be able to score one."""
+    from tuijian.models.base import Recommender
+
+    mode = cls.history_mode
+    if mode not in ("native", "fold_in", "none"):
+        raise TypeError(
+            f"{cls.__name__}.history_mode must be 'native', 'fold_in' or 'none', got {mode!r}"
+        )
+    if cls.score_history is Recommender.score_history:
+        raise TypeError(f"{cls.__name__} declares history_mode={mode!r} but no score_history")
 
 
 def _load_builtins() -> None:

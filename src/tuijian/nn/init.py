@@ -1,45 +1,20 @@
-"""Initialization from pre-trained weights: arrays, files or another fitted model's parameters.
+"""Copy named arrays into a torch module's parameters (pure tensor helpers).
 
-Sources are read into `PretrainedWeights` (named arrays plus, when known, the user and item
-vocabularies their rows follow), then copied into a module by parameter name. Rows of
-per-user / per-item tables are matched by external id, so weights learned on other data (or on
-the same data with another vocabulary order) land on the right users and items.
+Reading pre-trained weights from saved models or files, and matching their rows to users and
+items by external id, is the models' business: see `tuijian.models.pretrained`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
-import polars as pl
 import torch
 from torch import nn
 
-from tuijian.data.columns import Columns
-from tuijian.data.vocabulary import Vocabulary
-from tuijian.errors import ConfigError, DataError
+from tuijian.errors import ConfigError
 
-RowKind = Literal["users", "items"]
-MODULE_PREFIX = "module."  # how TorchRecommender stores its state_dict in state.npz
-
-
-@dataclass(frozen=True)
-class PretrainedWeights:
-    """Named arrays, and the vocabularies that index the rows of per-user / per-item ones."""
-
-    arrays: dict[str, np.ndarray]
-    users: Vocabulary | None = None
-    items: Vocabulary | None = None
-    source: str = "arrays"
-
-    @property
-    def vocabularies(self) -> dict[str, Vocabulary]:
-        """The known vocabularies by row kind ("users", "items")."""
-        vocabs = {"users": self.users, "items": self.items}
-        return {k: v for k, v in vocabs.items() if v is not None}
+Array = np.ndarray | torch.Tensor
 
 
 def module_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -58,7 +33,7 @@ def resolve_tensor(module: nn.Module, name: str) -> torch.Tensor:
     raise ConfigError(f"{type(module).__name__} has no parameter {name!r}; it has: {known}")
 
 
-def load_embeddings(module: nn.Module, name: str, array: np.ndarray | torch.Tensor) -> None:
+def load_embeddings(module: nn.Module, name: str, array: Array) -> None:
     """Copy `array` into the parameter `name` of `module` (e.g. "item_emb" or "item_emb.weight").
 
     The shapes must be equal; the values are cast to the parameter's dtype and device.
@@ -74,6 +49,44 @@ def load_embeddings(module: nn.Module, name: str, array: np.ndarray | torch.Tens
         target.copy_(value.to(device=target.device, dtype=target.dtype))
 
 
+def match_names(
+    module: nn.Module,
+    names: Mapping[str, Array],
+    mapping: Mapping[str, str] | None,
+    source: str = "arrays",
+) -> dict[str, str]:
+    """Source name -> parameter name: `mapping` checked against `names`, or the common names."""
+    if mapping is None:
+        tensors = module_tensors(module)
+        common = {k: k for k in names if k in tensors}
+        if not common:
+            raise ConfigError(
+                f"{source}: no array name matches a parameter of {type(module).__name__} "
+                f"(have {', '.join(sorted(names)[:10])}); pass a mapping"
+            )
+        return common
+    missing = [k for k in mapping if k not in names]
+    if missing:
+        raise ConfigError(
+            f"{source} has no {', '.join(map(repr, missing))}; "
+            f"it has: {', '.join(sorted(names)[:20])}"
+        )
+    return dict(mapping)
+
+
+def copy_arrays(
+    module: nn.Module,
+    arrays: Mapping[str, Array],
+    mapping: Mapping[str, str] | None = None,
+    source: str = "arrays",
+) -> list[str]:
+    """Copy named `arrays` into `module` (see `match_names`); returns the names written."""
+    pairs = match_names(module, arrays, mapping, source)
+    for src_name, dst_name in pairs.items():
+        load_embeddings(module, dst_name, arrays[src_name])
+    return list(pairs.values())
+
+
 def copy_parameters(
     src: nn.Module, dst: nn.Module, mapping: Mapping[str, str] | None = None
 ) -> list[str]:
@@ -82,166 +95,5 @@ def copy_parameters(
     Without `mapping`, every name present in both modules is copied (at least one must be).
     Returns the destination names that were written.
     """
-    weights = PretrainedWeights(
-        {k: v.detach().cpu().numpy() for k, v in module_tensors(src).items()},
-        source=type(src).__name__,
-    )
-    return _copy_into(dst, weights, mapping)
-
-
-def read_pretrained(path: str | Path) -> PretrainedWeights:
-    """Pre-trained weights from a saved model folder, an .npz or an .npy file.
-
-    A model folder gives its torch parameters (without the `module.` prefix) and its other
-    learned arrays (e.g. ALS `item_factors_`), with its user and item vocabularies. An .npz
-    gives its arrays; arrays named `user_id` / `item_id` (external ids, text) are taken as the
-    vocabularies of the rows. An .npy holds one array, named by the file name without `.npy`
-    (`item_emb.weight.npy` fills `item_emb.weight`).
-    """
-    path = Path(path)
-    if path.is_dir():
-        state = path / "state.npz"
-        if not state.is_file():
-            raise DataError(f"{path}: not a saved model folder (no state.npz)")
-        with np.load(state, allow_pickle=False) as npz:
-            arrays = {_strip(k): npz[k] for k in npz.files}
-        return PretrainedWeights(
-            arrays,
-            users=_vocabulary(path / "users.parquet"),
-            items=_vocabulary(path / "items.parquet"),
-            source=str(path),
-        )
-    if not path.is_file():
-        raise DataError(f"{path}: no such pre-trained weights file or model folder")
-    if path.suffix == ".npy":
-        return PretrainedWeights({path.name[: -len(".npy")]: np.load(path)}, source=str(path))
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        users = arrays.pop(Columns.user_id, None)
-        items = arrays.pop(Columns.item_id, None)
-        return PretrainedWeights(
-            arrays,
-            users=None if users is None else Vocabulary(users.tolist(), Columns.user_id),
-            items=None if items is None else Vocabulary(items.tolist(), Columns.item_id),
-            source=str(path),
-        )
-    raise DataError(f"{path}: pre-trained weights must be a model folder, .npz or .npy")
-
-
-def weights_of(model: Any) -> PretrainedWeights:
-    """The parameters of a fitted torch model (its `module_`) with its vocabularies."""
-    if not hasattr(model, "module_"):
-        raise ConfigError(f"{type(model).__name__} has no fitted module_ to copy from")
-    arrays = {k: v.detach().cpu().numpy() for k, v in module_tensors(model.module_).items()}
-    return PretrainedWeights(arrays, model.users_, model.items_, source=type(model).__name__)
-
-
-def apply_pretrained(
-    model: Any,
-    source: str | Path | PretrainedWeights,
-    mapping: Mapping[str, str] | None = None,
-    rows: Mapping[str, RowKind] | None = None,
-) -> list[str]:
-    """Copy pre-trained weights into `model.module_` (a model whose vocabularies are set).
-
-    Args:
-        model: a torch recommender after `build_module` (has `module_`, `users_`, `items_`).
-        source: a path (see `read_pretrained`) or weights already read.
-        mapping: source name -> parameter name; None copies every name both have.
-        rows: parameter name -> "users" / "items" for tables with one row per user / item:
-            their rows are matched by external id (rows of ids the source lacks keep their
-            initial values). Needed whenever the source has other vocabularies than the model.
-
-    Returns the parameter names written.
-    """
-    weights = source if isinstance(source, PretrainedWeights) else read_pretrained(source)
-    target = {"users": model.users_, "items": model.items_}
-    differ = [k for k, v in weights.vocabularies.items() if v != target[k]]
-    if differ and not rows:
-        raise ConfigError(
-            f"{weights.source}: its {' and '.join(differ)} differ from the model's; "
-            "pass rows={parameter: 'users' | 'items'} to match rows by id"
-        )
-    aligned = dict(weights.arrays)
-    pairs = _pairs(model.module_, weights, mapping)
-    for src_name, dst_name in pairs.items():
-        kind = (rows or {}).get(dst_name)
-        if kind is None or kind not in weights.vocabularies:
-            continue
-        current = resolve_tensor(model.module_, dst_name).detach().cpu().numpy()
-        aligned[src_name] = align_rows(
-            weights.arrays[src_name], weights.vocabularies[kind], target[kind], current, src_name
-        )
-    return _copy_into(model.module_, PretrainedWeights(aligned, source=weights.source), pairs)
-
-
-def init_from_model(
-    model: Any,
-    other: Any,
-    mapping: Mapping[str, str] | None = None,
-    rows: Mapping[str, RowKind] | None = None,
-) -> list[str]:
-    """Copy parameters of the fitted torch model `other` into `model` (NeuMF from GMF / MLP)."""
-    return apply_pretrained(model, weights_of(other), mapping, rows)
-
-
-def align_rows(
-    array: np.ndarray, source: Vocabulary, target: Vocabulary, initial: np.ndarray, name: str
-) -> np.ndarray:
-    """Rows of `array` (ordered by `source` ids) moved to the `target` order.
-
-    Target ids the source lacks keep their row of `initial`.
-    """
-    if array.shape[0] != len(source) or array.shape[1:] != initial.shape[1:]:
-        raise ConfigError(
-            f"pre-trained {name!r} has shape {array.shape}; expected ({len(source)}, "
-            f"{', '.join(map(str, initial.shape[1:]))}) for {len(source)} {source.name} rows"
-        )
-    idx = source.lookup(pl.Series(target.ids.astype(str))).to_numpy()
-    present = ~np.isnan(idx.astype(np.float64))
-    if not present.any():
-        raise ConfigError(f"pre-trained {name!r}: no {source.name} in common with the model")
-    out = np.array(initial, copy=True)
-    out[present] = array[idx[present].astype(np.int64)]
-    return out
-
-
-def _pairs(
-    module: nn.Module, weights: PretrainedWeights, mapping: Mapping[str, str] | None
-) -> dict[str, str]:
-    """Source name -> destination name: the mapping checked, or the common names."""
-    if mapping is None:
-        names = module_tensors(module)
-        common = {k: k for k in weights.arrays if k in names}
-        if not common:
-            raise ConfigError(
-                f"{weights.source}: no array name matches a parameter of "
-                f"{type(module).__name__} (have {', '.join(sorted(weights.arrays)[:10])}); "
-                "pass a mapping"
-            )
-        return common
-    missing = [k for k in mapping if k not in weights.arrays]
-    if missing:
-        raise ConfigError(
-            f"{weights.source} has no {', '.join(map(repr, missing))}; "
-            f"it has: {', '.join(sorted(weights.arrays)[:20])}"
-        )
-    return dict(mapping)
-
-
-def _copy_into(
-    module: nn.Module, weights: PretrainedWeights, mapping: Mapping[str, str] | None
-) -> list[str]:
-    pairs = _pairs(module, weights, mapping)
-    for src_name, dst_name in pairs.items():
-        load_embeddings(module, dst_name, weights.arrays[src_name])
-    return list(pairs.values())
-
-
-def _strip(key: str) -> str:
-    return key[len(MODULE_PREFIX) :] if key.startswith(MODULE_PREFIX) else key
-
-
-def _vocabulary(path: Path) -> Vocabulary | None:
-    return Vocabulary.from_frame(pl.read_parquet(path)) if path.is_file() else None
+    arrays = {k: v.detach() for k, v in module_tensors(src).items()}
+    return copy_arrays(dst, arrays, mapping, source=type(src).__name__)

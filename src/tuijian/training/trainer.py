@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,10 +14,12 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tuijian.data.dataset import Dataset
+from tuijian.data.split import Holdout, Validation
 from tuijian.errors import ConfigError, DataError
 from tuijian.evaluation.evaluate import evaluate_ranking
-from tuijian.evaluation.metrics import RANKING_METRICS
+from tuijian.evaluation.metrics import LOWER_IS_BETTER, RANKING_METRICS, SCORE_METRICS
 from tuijian.training.history import EpochRecord, TrainingHistory
+from tuijian.training.run import Precision, RunRandom, build_run_options
 
 if TYPE_CHECKING:
     from tuijian.models.neural import TorchConfig, TorchRecommender
@@ -39,24 +40,6 @@ class _RunState:
     best_state: StateDict | None = None
     stale: int = 0
     paused: float = 0.0  # seconds spent in callbacks
-
-
-def seed_everything(seed: int) -> np.random.Generator:
-    """Seed torch, numpy and random; return a generator drawn from `seed`."""
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-    return np.random.default_rng(seed)
-
-
-def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
-    """The generator of one epoch's batches; also reseeds torch (dropout) for that epoch.
-
-    Seeding per epoch (not one stream for the whole fit) makes a resumed run draw exactly the
-    batches an uninterrupted one would.
-    """
-    torch.manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
-    return np.random.default_rng([seed, epoch])
 
 
 def make_optimizer(config: TorchConfig, params: Any) -> torch.optim.Optimizer:
@@ -91,15 +74,24 @@ def make_schedule(config: TorchConfig, optimizer: torch.optim.Optimizer) -> Any:
     return None
 
 
-def parse_metric(name: str) -> tuple[str, int]:
-    """'ndcg@10' -> ('ndcg', 10); an unknown metric or a missing cut-off raises ConfigError."""
+def parse_metric(name: str) -> tuple[str, int | None]:
+    """'ndcg@10' -> ('ndcg', 10), 'auc' -> ('auc', None); anything else raises ConfigError."""
+    if name in SCORE_METRICS:
+        return name, None
     metric, _, k = name.partition("@")
     if not k.isdigit() or int(k) < 1 or metric not in RANKING_METRICS:
         raise ConfigError(
             f"valid_metric must be METRIC@K with METRIC in {', '.join(RANKING_METRICS)}, "
-            f"got {name!r}"
+            f"or one of {', '.join(SCORE_METRICS)}; got {name!r}"
         )
     return metric, int(k)
+
+
+def improves(metric: str, score: float, best: float | None) -> bool:
+    """Whether `score` beats `best` (None: nothing yet) for `metric` (log-loss: lower)."""
+    if best is None:
+        return True
+    return score < best if metric in LOWER_IS_BETTER else score > best
 
 
 def snapshot(module: torch.nn.Module) -> StateDict:
@@ -108,17 +100,25 @@ def snapshot(module: torch.nn.Module) -> StateDict:
 
 
 class Trainer:
-    """Runs epochs of `model.batches` / `model.compute_loss` with the model config's settings.
+    """Owns a training run: sets the model up, runs epochs of `model.batches` /
+    `model.compute_loss` with the model config's optimisation settings, validates, checkpoints.
+
+    The run's settings (`RunOptions`: device, threads, time budget, precision) are the
+    Trainer's own; the model config holds only what defines the model and its optimisation.
+    Randomness comes from `RunRandom(config.seed)` alone.
 
     Validation ranks all items for every valid user (train items excluded) after every
     `eval_every` epochs and after the last one; training stops after `patience` evaluations in
     a row without a better `valid_metric` (at the first one when `patience` is 0), and the best
-    evaluation's weights are restored at the end.
+    evaluation's weights are restored at the end. The validation metric is any evaluator metric:
+    METRIC@K of the ranking metrics, `auc` or `logloss` (lower is better).
 
     Args:
+        device, threads, max_seconds, precision: the run's settings; see `RunOptions`.
         log_path: JSON-lines file receiving one record per epoch (rewritten by a fresh fit).
-        checkpoint_dir: where `last.pt` (weights, optimizer, schedule, best weights, history)
-            is written after each epoch.
+        checkpoint_dir: where `last.pt` is written after each epoch: the whole training state
+            (weights, optimizer, schedule, the model's `training_state`, seed, best weights,
+            history), so a resumed run equals an uninterrupted one bit for bit.
         resume: continue from `checkpoint_dir/last.pt` when it exists (a run that stopped
             early stays stopped; one stopped by time, callback or Ctrl-C continues).
         progress: show a rich progress bar.
@@ -128,12 +128,19 @@ class Trainer:
     def __init__(
         self,
         *,
+        device: str = "cpu",
+        threads: int | None = None,
+        max_seconds: float | None = None,
+        precision: Precision = "fp32",
         log_path: str | Path | None = None,
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
         progress: bool = True,
         callbacks: Sequence[EpochCallback] = (),
     ) -> None:
+        self.run = build_run_options(
+            device=device, threads=threads, max_seconds=max_seconds, precision=precision
+        )
         self.log_path = Path(log_path) if log_path else None
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.resume = resume
@@ -142,17 +149,29 @@ class Trainer:
         self.history = TrainingHistory()
 
     def fit(
-        self, model: TorchRecommender, train: Dataset, valid: Dataset | None = None
+        self, model: TorchRecommender, train: Dataset, valid: Validation | None = None
     ) -> TrainingHistory:
-        """Train `model.module_` in place; with `valid`, keep the best epoch's weights."""
+        """Set the model up on the run's device and train it; with `valid`, keep the best
+        epoch's weights. Torch's global random state is the same after the fit as before."""
         metric = parse_metric(model.config.valid_metric)
         if valid is not None and valid.n_interactions == 0:
             raise DataError(f"{valid.name}: the validation part has no interactions")
+        opts = self.run
+        if opts.precision not in model.precisions:
+            raise ConfigError(
+                f"{model.name or type(model).__name__} runs in {', '.join(model.precisions)}, "
+                f"not precision {opts.precision!r}"
+            )
+        device = torch.device(opts.device)
         threads = torch.get_num_threads()
-        if model.config.threads:
-            torch.set_num_threads(model.config.threads)
+        if opts.threads:
+            torch.set_num_threads(opts.threads)
         try:
-            return self._run(model, train, valid, metric)
+            with RunRandom.isolated(device):
+                rng = RunRandom(model.config.seed)
+                rng.init()
+                model.setup_training(train, device, opts.precision)
+                return self._run(model, train, valid, metric, rng)
         finally:
             torch.set_num_threads(threads)
 
@@ -160,11 +179,11 @@ class Trainer:
         self,
         model: TorchRecommender,
         train: Dataset,
-        valid: Dataset | None,
-        metric: tuple[str, int],
+        valid: Validation | None,
+        metric: tuple[str, int | None],
+        rng: RunRandom,
     ) -> TrainingHistory:
         cfg = model.config
-        seed_everything(cfg.seed)
         optimizer = make_optimizer(cfg, model.module_.parameters())
         schedule = make_schedule(cfg, optimizer)
         self.history = TrainingHistory()
@@ -178,9 +197,7 @@ class Trainer:
             bar.update(task, completed=start_epoch)
             try:
                 for epoch in range(start_epoch, cfg.epochs):
-                    record = self._train_epoch(
-                        model, optimizer, train, epoch_rng(cfg.seed, epoch), epoch
-                    )
+                    record = self._train_epoch(model, optimizer, train, rng.epoch(epoch), epoch)
                     if schedule is not None:
                         schedule.step()
                     reason = self._end_epoch(model, train, valid, metric, record, run)
@@ -204,8 +221,8 @@ class Trainer:
         self,
         model: TorchRecommender,
         train: Dataset,
-        valid: Dataset | None,
-        metric: tuple[str, int],
+        valid: Validation | None,
+        metric: tuple[str, int | None],
         record: EpochRecord,
         run: _RunState,
     ) -> str | None:
@@ -214,12 +231,13 @@ class Trainer:
         model.invalidate_cache()
         model.module_.eval()
         elapsed = time.perf_counter() - run.start - run.paused
-        over_budget = bool(cfg.max_seconds and elapsed > cfg.max_seconds)
+        budget = self.run.max_seconds
+        over_budget = bool(budget and elapsed > budget)
         last = record.epoch + 1 == cfg.epochs
         due = (record.epoch + 1) % cfg.eval_every == 0 or last or over_budget
         if valid is not None and due:
             score = self._validate(model, train, valid, metric, record)
-            if history.best_score is None or score > history.best_score:
+            if improves(metric[0], score, history.best_score):
                 history.best_score, history.best_epoch = score, record.epoch
                 run.best_state, run.stale = snapshot(model.module_), 0
             else:
@@ -294,19 +312,30 @@ class Trainer:
         model: TorchRecommender,
         train: Dataset,
         valid: Dataset,
-        metric: tuple[str, int],
+        metric: tuple[str, int | None],
         record: EpochRecord,
     ) -> float:
-        """Full-ranking `valid_metric` on `valid` (train items excluded), stored on `record`."""
+        """Full-ranking `valid_metric` on `valid` (train items excluded), stored on `record`.
+
+        AUC and log-loss have no cut-off; the evaluator computes them from the same score
+        blocks as a (1-long, then unused) top list.
+        """
         name, k = metric
         t0 = time.perf_counter()
         with torch.no_grad():
+            held = valid if isinstance(valid, Holdout) else Holdout(valid)  # held-out users
             result = evaluate_ranking(
-                model, valid, exclude=[train], ks=(k,), metrics=(name,), beyond_accuracy=False
+                model,
+                held.truth,
+                exclude=[train],
+                history=held.history,
+                ks=(k or 1,),
+                metrics=(name,),
+                beyond_accuracy=False,
             )
         record.valid_seconds = time.perf_counter() - t0
         record.valid = result.summary
-        return result.summary[f"{name}@{k}"]
+        return result.summary[name if k is None else f"{name}@{k}"]
 
     # ---- reporting and checkpoints -----------------------------------------------------------
     def _progress(self) -> Progress:
@@ -354,7 +383,9 @@ class Trainer:
         payload = {
             "model": model.name or type(model).__name__,
             "epoch": epoch,
+            "seed": model.config.seed,
             "module": model.module_.state_dict(),
+            "training_state": model.training_state(),
             "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict() if schedule is not None else None,
             "best_state": run.best_state,
@@ -382,7 +413,13 @@ class Trainer:
         name = model.name or type(model).__name__
         if payload["model"] != name:
             raise ConfigError(f"{path} is a checkpoint of {payload['model']!r}, not {name!r}")
+        if payload["seed"] != model.config.seed:
+            raise ConfigError(
+                f"{path} was written with seed {payload['seed']}, the model has seed "
+                f"{model.config.seed}: the resumed run would not continue it"
+            )
         model.module_.load_state_dict(payload["module"])
+        model.load_training_state(payload["training_state"])
         optimizer.load_state_dict(payload["optimizer"])
         if schedule is not None and payload["schedule"] is not None:
             schedule.load_state_dict(payload["schedule"])

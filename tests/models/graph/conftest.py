@@ -1,14 +1,8 @@
-"""Shared fixtures of the graph-model tests: the synthetic shop split and a dense Â."""
+"""Shared helpers of the graph-model tests: a dense Â written out by hand."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
-from tuijian.data import PrepareConfig, Split, prepare, random_split
-from tuijian.data.synthetic import shop_dataset
-
-WEIGHTS = {"view": 1.0, "cart": 3.0, "buy": 5.0}
 
 
 def dense_adjacency(seen: np.ndarray) -> np.ndarray:
@@ -20,10 +14,3 @@ def dense_adjacency(seen: np.ndarray) -> np.ndarray:
     degree = adj.sum(axis=1)
     inv = np.where(degree > 0, 1 / np.sqrt(np.maximum(degree, 1)), 0.0)
     return inv[:, None] * adj * inv[None, :]
-
-
-@pytest.fixture(scope="session")
-def shop() -> Split:
-    """The tiny synthetic shop, event-weighted, split 8:1:1 at random."""
-    frame, _ = prepare(shop_dataset("tiny").interactions, PrepareConfig(event_weights=WEIGHTS))
-    return random_split(frame, seed=0)

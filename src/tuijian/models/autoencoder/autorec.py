@@ -13,6 +13,8 @@ users or items without training ratings get the damped baseline mu + b_u + b_i.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar, Literal, overload
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -31,6 +33,7 @@ from tuijian.models.autoencoder.base import (
 )
 from tuijian.models.base import rows_per_batch
 from tuijian.models.classic.biased_mf import RatingSource, damped_biases, explicit_ratings
+from tuijian.models.fold_in import ridge_users
 from tuijian.models.registry import register
 from tuijian.nn.losses import l2_penalty, mse_loss
 
@@ -61,25 +64,51 @@ class AutoRecNet(RowModule):
     def decode(self, h: torch.Tensor, cols: torch.Tensor | None = None) -> torch.Tensor:
         return self.output(h, cols)  # (B, U) predicted ratings
 
+    @overload
+    def forward(self, batch: RowBatch, cols: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    @overload
+    def forward(
+        self, batch: RowBatch, cols: torch.Tensor | None = None, *, with_weights: Literal[True]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]: ...
+
+    def forward(
+        self, batch: RowBatch, cols: torch.Tensor | None = None, *, with_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Predicted ratings (B, U); `with_weights` (training) also returns the encoder and
+        decoder weights (U, H) and (U, H), which the L2 penalty reads."""
+        pred = self.decode(self.encode(batch), cols)
+        return (pred, (self.input.weight, self.output.weight)) if with_weights else pred
+
 
 @register("autorec")
-class AutoRec(RowAutoencoder):
-    """Item-based AutoRec for explicit ratings; top-k lists rank the reconstructed ratings."""
+class AutoRec(RowAutoencoder[AutoRecConfig]):
+    """Item-based AutoRec for explicit ratings; top-k lists rank the reconstructed ratings.
 
-    config_class = AutoRecConfig
-    config: AutoRecConfig
+    A new history (its values read as ratings) is a new user column: its output row [w_u, b_u]
+    is folded in by ridge regression on the fixed item codes (see `score_history`).
+    """
+
+    history_mode = "fold_in"
+
+    state_fields = (
+        "item_rows_", "user_bias_", "item_bias_", "rating_mean_", "rating_min_", "rating_max_"
+    )  # fmt: skip
+    test_config: ClassVar[dict[str, Any]] = {"hidden_size": 8, "epochs": 2, "ratings": "weight"}
     module_: AutoRecNet
     predicts_ratings = True
     _cache: torch.Tensor | None = None
 
     def prepare_data(self, train: Dataset) -> None:
+        """Item rows of ratings and damped biases; histories hold ratings here."""
         ratings = explicit_ratings(train, self.config.ratings, self.name)  # (U, I)
+        self.user_items_ = ratings
         self.item_rows_ = sp.csr_matrix(ratings.T)  # (I, U)
         self.item_rows_.sort_indices()
         mean, self.user_bias_, self.item_bias_ = damped_biases(ratings, self.config.damping)
-        self.rating_stats_ = np.array(
-            [mean, ratings.data.min(), ratings.data.max()], dtype=np.float32
-        )
+        self.rating_mean_ = float(np.float32(mean))
+        self.rating_min_ = float(ratings.data.min())
+        self.rating_max_ = float(ratings.data.max())
         self._n_observed = ratings.nnz
 
     def train_rows(self) -> sp.csr_matrix:
@@ -91,13 +120,10 @@ class AutoRec(RowAutoencoder):
 
     def compute_loss(self, batch: RowBatch) -> torch.Tensor:
         """Squared error on the observed ratings plus the scaled L2 penalty of both weights."""
-        m = self.module_
         with self.autocast():
-            pred = m(batch).float()  # (B, U)
-        loss = mse_loss(pred, batch.dense, batch.observed())
-        return (
-            loss + self.config.l2 * l2_penalty(m.input.weight, m.output.weight) / self._n_observed
-        )
+            pred, weights = self.module_(batch, with_weights=True)  # (B, U)
+        loss = mse_loss(pred.float(), batch.dense, batch.observed())
+        return loss + self.config.l2 * l2_penalty(*weights) / self._n_observed
 
     def invalidate_cache(self) -> None:
         """Drop the cached reconstruction (the weights changed)."""
@@ -119,7 +145,7 @@ class AutoRec(RowAutoencoder):
             known = (rated_item[:, None] & rated_user[None, :]).to(self.device)
             user_bias = torch.from_numpy(self.user_bias_).to(self.device)
             item_bias = torch.from_numpy(self.item_bias_).to(self.device)
-            baseline = float(self.rating_stats_[0]) + item_bias[:, None] + user_bias[None, :]
+            baseline = self.rating_mean_ + item_bias[:, None] + user_bias[None, :]
             self._cache = torch.where(known, full, baseline)
         return self._cache
 
@@ -129,11 +155,56 @@ class AutoRec(RowAutoencoder):
         block = full.T[index_tensor(user_idx, full.device)]  # (B, I), a new tensor
         return block if item_idx is None else block[:, index_tensor(item_idx, full.device)]
 
+    def item_codes(self) -> torch.Tensor:
+        """(I, H) hidden codes h_i of every item's training ratings (what the decoder reads)."""
+        rows = self.item_rows_
+        n_items, n_users = rows.shape
+        chunks = np.array_split(np.arange(n_items), -(-n_items // rows_per_batch(n_users)))
+        with torch.no_grad(), self.autocast():
+            codes = [
+                self.module_.encode(row_batch(rows, c, self.device, dense=False)) for c in chunks
+            ]
+            return torch.cat(codes).float()
+
+    def score_history(
+        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
+    ) -> torch.Tensor:
+        """Predicted ratings of new users (Q, n_items or len(item_idx)): a new output column.
+
+        With the item codes h_i fixed, [w_u, b_u] is the ridge regression h_i . w_u + b_u ~=
+        r_ui over the history (l2 / 2 on w_u, the paper's penalty); items nobody rated in
+        training get the damped baseline mu + b_u + b_i, b_u from the history.
+        """
+        hist = sp.csr_matrix(history, dtype=np.float32)
+        hist.sort_indices()
+        codes = self.item_codes()  # (I, H)
+        features = torch.cat([codes, torch.ones_like(codes[:, :1])], dim=1)  # (I, H + 1)
+        size = codes.shape[1]
+        ridge = torch.full((size + 1,), self.config.l2 / 2, device=codes.device)
+        ridge[-1] = 1e-4  # the bias is not penalised in training; keep the system definite
+        ones = np.ones(hist.nnz, dtype=np.float32)
+        with torch.no_grad():
+            user = ridge_users(hist, features, torch.diag(ridge), ones, hist.data)  # (Q, H + 1)
+            item_bias = torch.from_numpy(self.item_bias_).to(codes.device)
+            resid = hist.data - self.rating_mean_ - self.item_bias_[hist.indices]
+            user_bias = np.bincount(
+                np.repeat(np.arange(hist.shape[0]), np.diff(hist.indptr)),
+                weights=resid,
+                minlength=hist.shape[0],
+            ) / (np.diff(hist.indptr) + self.config.damping)
+            user_bias = torch.from_numpy(user_bias.astype(np.float32)).to(codes.device)
+            rated = torch.from_numpy(np.diff(self.item_rows_.indptr) > 0).to(codes.device)
+            if item_idx is not None:
+                sel = index_tensor(item_idx, codes.device)
+                codes, item_bias, rated = codes[sel], item_bias[sel], rated[sel]
+            pred = codes @ user[:, :-1].T + user[:, -1]  # (n, Q)
+            baseline = self.rating_mean_ + item_bias[:, None] + user_bias[None, :]
+            return torch.where(rated[:, None], pred, baseline).T.contiguous()
+
     def predict(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         """Predicted ratings of (user, item) pairs, clipped to the training rating range."""
         full = self.reconstruction()
         users = index_tensor(user_idx, full.device)
         items = index_tensor(item_idx, full.device)
-        _, low, high = self.rating_stats_.tolist()
-        pred = full[items, users].clamp(low, high)
+        pred = full[items, users].clamp(self.rating_min_, self.rating_max_)
         return pred.cpu().numpy().astype(np.float32)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -131,32 +131,33 @@ class RowModule(nn.Module):
 
 
 class RowAutoencoderConfig(TorchConfig):
-    """Training settings of row autoencoders: `batch_size` counts rows (users), not pairs.
-
-    `precision="bf16"` runs the matrix products in bfloat16 (autocast; weights, losses and the
-    returned scores stay float32): about twice as fast on CPUs with native bfloat16 (AVX-512
-    BF16, AMX) and on GPUs, much slower on CPUs without it.
-    """
+    """Training settings of row autoencoders: `batch_size` counts rows (users), not pairs."""
 
     batch_size: int = Field(500, ge=1)
-    precision: Literal["fp32", "bf16"] = "fp32"
 
 
-class RowAutoencoder(TorchRecommender):
+RowConfigT = TypeVar("RowConfigT", bound=RowAutoencoderConfig)
+
+
+class RowAutoencoder(TorchRecommender[RowConfigT]):
     """A TorchRecommender that learns to reconstruct rows of the user x item matrix.
 
     Subclasses build a `RowModule` and define `compute_loss`; the rows default to the binary
     users x items matrix of training (`seen_`), and `score` is the reconstruction of each
     user's training row. Rows with no stored entry are never drawn for training.
+
+    The run's precision `"bf16"` (`Trainer(precision="bf16")`) runs the matrix products in
+    bfloat16 (autocast; weights, losses and the returned scores stay float32), in training and
+    in scoring after it (the precision is saved with the model): about twice as fast on CPUs
+    with native bfloat16 (AVX-512 BF16, AMX) and on GPUs, much slower on CPUs without it.
     """
 
-    config_class = RowAutoencoderConfig
-    config: RowAutoencoderConfig
     module_: RowModule
+    precisions = ("fp32", "bf16")
 
     def autocast(self) -> torch.autocast:
         """The mixed-precision context of forward passes (a no-op with precision fp32)."""
-        bf16 = self.config.precision == "bf16"
+        bf16 = self.precision_ == "bf16"
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
 
     def train_rows(self) -> sp.csr_matrix:

@@ -16,8 +16,11 @@ RecBole's 0.2 and 200,000). Scoring uses no dropout and, for the VAE, z = mu.
 from __future__ import annotations
 
 import itertools
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar, overload
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 from pydantic import Field
 from torch import nn
@@ -30,8 +33,11 @@ from tuijian.models.autoencoder.base import (
     RowBatch,
     RowModule,
     SparseInput,
+    index_tensor,
     l2_normalize,
+    row_batch,
 )
+from tuijian.models.fold_in import binary_history
 from tuijian.models.registry import register
 from tuijian.nn.losses import kl_normal, softmax_ce_loss
 
@@ -112,12 +118,44 @@ class MultNet(RowModule):
             h = torch.tanh(layer(h))
         return self.output(h, cols)
 
+    @overload
+    def forward(self, batch: RowBatch, cols: torch.Tensor | None = None) -> torch.Tensor: ...
 
-class _MultAutoencoder(RowAutoencoder):
-    """What Mult-DAE and Mult-VAE share: the network, built from the config."""
+    @overload
+    def forward(
+        self, batch: RowBatch, cols: torch.Tensor | None = None, *, noise_std: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
 
-    config: MultDAEConfig
+    def forward(
+        self, batch: RowBatch, cols: torch.Tensor | None = None, *, noise_std: float | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits (B, I) of decode(encode(batch)); with `noise_std` (the VAE's training pass)
+        the logits of a sampled z = mu + noise_std * eps * sigma, and mu and logvar (B, Z)."""
+        if noise_std is None:
+            return self.decode(self.encode(batch), cols)
+        mu, logvar = self.posterior(batch)  # (B, Z) each
+        eps = torch.randn_like(mu) * noise_std
+        return self.decode(mu + eps * torch.exp(0.5 * logvar), cols), mu, logvar
+
+
+MultConfigT = TypeVar("MultConfigT", bound=MultDAEConfig)
+
+
+class _MultAutoencoder(RowAutoencoder[MultConfigT]):
+    """What Mult-DAE and Mult-VAE share: the network, built from the config.
+
+    History-native: a new history is encoded like a training row (its items as a 0/1 row).
+    """
+
+    history_mode = "native"
+
     module_: MultNet
+    test_config: ClassVar[dict[str, Any]] = {
+        "hidden_sizes": (16,),
+        "latent_size": 8,
+        "epochs": 20,
+        "lr": 0.02,
+    }
     variational: ClassVar[bool] = False
 
     def build_module(self) -> MultNet:
@@ -126,12 +164,21 @@ class _MultAutoencoder(RowAutoencoder):
             len(self.items_), cfg.hidden_sizes, cfg.latent_size, cfg.dropout, self.variational
         )
 
+    def score_history(
+        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
+    ) -> torch.Tensor:
+        """Reconstruction logits of the histories' 0/1 rows (binarized as `seen_` is), so a
+        training row scores exactly as `score` scores its user: (Q, n_items or len(item_idx))."""
+        rows = binary_history(history)
+        batch = row_batch(rows, np.arange(rows.shape[0]), self.device, dense=False)
+        cols = None if item_idx is None else index_tensor(item_idx, self.device)
+        with torch.no_grad(), self.autocast():
+            return self.module_(batch, cols).float()
+
 
 @register("multdae")
-class MultDAE(_MultAutoencoder):
+class MultDAE(_MultAutoencoder[MultDAEConfig]):
     """Mult-DAE: a denoising autoencoder of click rows trained with the multinomial likelihood."""
-
-    config_class = MultDAEConfig
 
     def compute_loss(self, batch: RowBatch) -> torch.Tensor:
         """-sum_i x_i log softmax(f(dropout(x)))_i, averaged over the batch's users."""
@@ -141,11 +188,9 @@ class MultDAE(_MultAutoencoder):
 
 
 @register("multvae")
-class MultVAE(_MultAutoencoder):
+class MultVAE(_MultAutoencoder[MultVAEConfig]):
     """Mult-VAE: the variational sibling, with a KL term whose weight is annealed per batch."""
 
-    config_class = MultVAEConfig
-    config: MultVAEConfig
     variational = True
     n_updates: int = 0  # optimizer steps taken in the current fit: drives the KL annealing
 
@@ -160,10 +205,16 @@ class MultVAE(_MultAutoencoder):
     def compute_loss(self, batch: RowBatch) -> torch.Tensor:
         """Multinomial negative log-likelihood of a sampled z plus beta * KL, per-user mean."""
         with self.autocast():
-            mu, logvar = self.module_.posterior(batch)  # (B, Z) each
-            eps = torch.randn_like(mu) * self.config.noise_std
-            logits = self.module_.decode(mu + eps * torch.exp(0.5 * logvar))  # (B, I)
+            logits, mu, logvar = self.module_(batch, noise_std=self.config.noise_std)  # (B, I)
         loss = softmax_ce_loss(logits.float(), batch.dense)
         loss = loss + self.beta * kl_normal(mu.float(), logvar.float())
         self.n_updates += 1
         return loss
+
+    def training_state(self) -> dict[str, Any]:
+        """The KL-annealing step counter: a resumed run continues beta where it stopped."""
+        return {"n_updates": self.n_updates}
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        """Restore `n_updates` from a checkpoint."""
+        self.n_updates = int(state["n_updates"])

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from tuijian.data.dataset import Dataset
+from tuijian.data.split import Validation
 from tuijian.models.base import ModelConfig, Recommender
 from tuijian.models.registry import register
 
@@ -25,12 +27,19 @@ class ALSConfig(ModelConfig):
 
 
 @register("als")
-class ALS(Recommender):
-    """Scores are dot products of learned user and item factors (U[u] @ V.T)."""
+class ALS(Recommender[ALSConfig]):
+    """Scores are dot products of learned user and item factors (U[u] @ V.T).
 
-    config_class = ALSConfig
+    Fold-in: a given history's user factors are one least-squares solve against the fixed item
+    factors, by implicit's own `recalculate_user` (the step ALS takes for every user in fit).
+    """
 
-    def _fit(self, train: Dataset, *, valid: Dataset | None, trainer: Any) -> None:
+    history_mode = "fold_in"
+
+    state_fields = ("user_factors_", "item_factors_")
+    test_config: ClassVar[dict[str, Any]] = {"factors": 8, "iterations": 15, "num_threads": 1}
+
+    def _fit(self, train: Dataset, *, valid: Validation | None, trainer: Any) -> None:
         cfg = self.config
         # implicit parallelises over rows itself; a multi-threaded BLAS underneath only thrashes,
         # and with BLAS held to one thread its start-up check has nothing to warn about.
@@ -50,5 +59,30 @@ class ALS(Recommender):
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
         """U[u] @ V.T, shape (len(user_idx), n_items or len(item_idx))."""
+        return self._dot(self.user_factors_[user_idx], item_idx)
+
+    def score_history(
+        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Folded-in user factors @ V.T, shape (Q, n_items or len(item_idx))."""
+        return self._dot(self.fold_in(history), item_idx)
+
+    def fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        """(Q, F) user factors solved from the history weights with the item factors fixed."""
+        cfg = self.config
+        solver = AlternatingLeastSquares(
+            factors=self.item_factors_.shape[1],
+            regularization=cfg.regularization,
+            alpha=cfg.alpha,
+            num_threads=cfg.num_threads,
+            dtype=np.float32,
+        )
+        solver.item_factors = self.item_factors_
+        rows = sp.csr_matrix(history, dtype=np.float32)
+        with threadpool_limits(limits=1, user_api="blas"):
+            factors = solver.recalculate_user(np.arange(rows.shape[0]), rows)
+        return np.ascontiguousarray(factors, dtype=np.float32)
+
+    def _dot(self, users: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
         items = self.item_factors_ if item_idx is None else self.item_factors_[item_idx]
-        return self.user_factors_[user_idx] @ items.T
+        return users @ items.T

@@ -10,7 +10,7 @@ factors and biases. Also home of the helpers every rating model shares: which va
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, ClassVar, Literal, overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,6 +21,7 @@ from torch import nn
 from tuijian.data.columns import Columns
 from tuijian.data.dataset import Dataset
 from tuijian.errors import DataError
+from tuijian.models.fold_in import ridge_users
 from tuijian.models.neural import TorchConfig, TorchRecommender
 from tuijian.models.registry import register
 from tuijian.nn.losses import l2_penalty, mse_loss
@@ -88,37 +89,60 @@ class BiasedMFNet(nn.Module):
         for table in (self.user_bias, self.item_bias):
             nn.init.zeros_(table.weight)
 
-    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """(N,) predicted ratings of the (user, item) pairs."""
+    @overload
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor: ...
+
+    @overload
+    def forward(
+        self, users: torch.Tensor, items: torch.Tensor, *, with_rows: Literal[True]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]: ...
+
+    def forward(
+        self, users: torch.Tensor, items: torch.Tensor, *, with_rows: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """(N,) predicted ratings of the (user, item) pairs; `with_rows` (training) also
+        returns the pairs' factor and bias rows, (N, D), (N, D), (N, 1), (N, 1), for the L2
+        penalty (looked up again, as separate terms of the gradient)."""
         dot = (self.user(users) * self.item(items)).sum(-1)  # (N,)
-        return self.mean + self.user_bias(users)[:, 0] + self.item_bias(items)[:, 0] + dot
+        pred = self.mean + self.user_bias(users)[:, 0] + self.item_bias(items)[:, 0] + dot
+        if not with_rows:
+            return pred
+        rows = (self.user(users), self.item(items), self.user_bias(users), self.item_bias(items))
+        return pred, rows
 
 
 @register("biasedmf")
-class BiasedMF(TorchRecommender):
-    """Rating predictor mu + b_u + b_i + p_u . q_i; top-k lists rank the predicted ratings."""
+class BiasedMF(TorchRecommender[BiasedMFConfig]):
+    """Rating predictor mu + b_u + b_i + p_u . q_i; top-k lists rank the predicted ratings.
 
-    config_class = BiasedMFConfig
-    config: BiasedMFConfig
+    A new history (its values read as ratings) is folded in: [p_u, b_u] is the ridge regression
+    of r_ui - mu - b_i onto [q_i, 1] with the item side fixed and the training L2 per rating.
+    """
+
+    history_mode = "fold_in"
+
+    state_fields = ("rating_mean_", "rating_min_", "rating_max_")
+    test_config: ClassVar[dict[str, Any]] = {"embedding_size": 8, "epochs": 2, "ratings": "weight"}
     module_: BiasedMFNet
     predicts_ratings = True
 
     def prepare_data(self, train: Dataset) -> None:
-        ratings = explicit_ratings(train, self.config.ratings, self.name).tocoo()
+        """The (user, item, rating) triples of training; histories hold ratings here."""
+        self.user_items_ = explicit_ratings(train, self.config.ratings, self.name)
+        ratings = self.user_items_.tocoo()
         self._pairs = (
             torch.from_numpy(ratings.row.astype(np.int64)),
             torch.from_numpy(ratings.col.astype(np.int64)),
             torch.from_numpy(ratings.data.astype(np.float32)),
         )
-        self.rating_stats_ = np.array(
-            [ratings.data.mean(), ratings.data.min(), ratings.data.max()], dtype=np.float32
-        )
+        self.rating_mean_ = float(np.float32(ratings.data.mean()))
+        self.rating_min_ = float(ratings.data.min())
+        self.rating_max_ = float(ratings.data.max())
 
     def build_module(self) -> BiasedMFNet:
         cfg = self.config
-        mean = float(self.rating_stats_[0])
         return BiasedMFNet(
-            len(self.users_), len(self.items_), cfg.embedding_size, cfg.init_std, mean
+            len(self.users_), len(self.items_), cfg.embedding_size, cfg.init_std, self.rating_mean_
         )
 
     def batches(
@@ -133,10 +157,9 @@ class BiasedMF(TorchRecommender):
     def compute_loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """Mean squared error plus l2 x half the squared norm of the batch's rows, per rating."""
         users, items, ratings = batch
-        m = self.module_
-        loss = mse_loss(m(users, items), ratings)
-        params = (m.user(users), m.item(items), m.user_bias(users), m.item_bias(items))
-        return loss + self.config.l2 * l2_penalty(*params) / len(users)
+        pred, rows = self.module_(users, items, with_rows=True)
+        loss = mse_loss(pred, ratings)
+        return loss + self.config.l2 * l2_penalty(*rows) / len(users)
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> torch.Tensor:
         """Predicted ratings (unclipped), (len(user_idx), n_items or len(item_idx))."""
@@ -149,11 +172,44 @@ class BiasedMF(TorchRecommender):
             dot = m.user(users) @ m.item(items).T  # (B, n)
             return dot + m.mean + m.user_bias(users) + m.item_bias(items)[:, 0][None, :]
 
+    def fold_in(self, history: sp.csr_matrix) -> torch.Tensor:
+        """(Q, D + 1) rows [p_u, b_u] of histories of ratings, item factors and biases fixed.
+
+        The ridge regression of r_ui - mu - b_i onto [q_i, 1] with the training loss's
+        penalty: l2 / 2 per rating on ||p_u||^2 + b_u^2.
+        """
+        m = self.module_
+        hist = sp.csr_matrix(history, dtype=np.float32)
+        hist.sort_indices()
+        with torch.no_grad():
+            item_bias = m.item_bias.weight[:, 0]  # (I,)
+            features = torch.cat([m.item.weight, torch.ones_like(item_bias)[:, None]], dim=1)
+            cols = torch.from_numpy(hist.indices.astype(np.int64)).to(self.device)
+            targets = torch.from_numpy(hist.data).to(self.device) - m.mean - item_bias[cols]
+            dim = features.shape[1]
+            base = torch.zeros((dim, dim), device=self.device)
+            ones = np.ones(hist.nnz, dtype=np.float32)
+            return ridge_users(
+                hist, features, base, ones, targets.cpu().numpy(), self.config.l2 / 2
+            )
+
+    def score_history(
+        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
+    ) -> torch.Tensor:
+        """Predicted ratings mu + b_u + b_i + p_u . q_i of folded-in users (Q, n or len)."""
+        m = self.module_
+        items = torch.arange(len(self.items_), device=self.device)
+        if item_idx is not None:
+            items = torch.from_numpy(np.array(item_idx, dtype=np.int64)).to(self.device)
+        with torch.no_grad():
+            user = self.fold_in(history)  # (Q, D + 1)
+            dot = user[:, :-1] @ m.item(items).T  # (Q, n)
+            return dot + m.mean + user[:, -1:] + m.item_bias(items)[:, 0][None, :]
+
     def predict(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         """Predicted ratings of (user, item) pairs, clipped to the training rating range."""
         users = torch.from_numpy(np.array(user_idx, dtype=np.int64)).to(self.device)
         items = torch.from_numpy(np.array(item_idx, dtype=np.int64)).to(self.device)
         with torch.no_grad():
             pred = self.module_(users, items)
-        _, low, high = self.rating_stats_.tolist()
-        return pred.clamp(low, high).cpu().numpy().astype(np.float32)
+        return pred.clamp(self.rating_min_, self.rating_max_).cpu().numpy().astype(np.float32)

@@ -9,14 +9,16 @@ an L2 penalty on the embeddings the batch touched.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from pydantic import Field
 from torch import nn
 
 from tuijian.data.dataset import Dataset
+from tuijian.models.fold_in import implicit_users
 from tuijian.models.neural import TorchConfig, TorchRecommender
 from tuijian.models.registry import register
 from tuijian.nn.losses import bce_loss, bpr_loss, l2_penalty
@@ -24,6 +26,12 @@ from tuijian.nn.sampling import NegativeSampler, positive_pairs
 
 # Positives whose negatives are drawn at once: bounds the memory of one epoch's draws.
 PAIRS_PER_DRAW = 1 << 20
+# Fold-in of a new history (implicit-ALS user step, items fixed): confidence 1 + FOLD_ALPHA on
+# the history's items, 1 on all others, ridge FOLD_L2 x trace(Q^T Q) / D. On ml-100k (15
+# epochs) these gave top-10 overlap 0.76 with the learned users and NDCG@10 0.380 vs their
+# 0.374; alpha 5 / l2 10 gave 0.73 / 0.367, l2 1 0.53 / 0.30, the plain sum of q_i 0.66 / 0.372.
+FOLD_ALPHA = 20.0
+FOLD_L2 = 30.0
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -71,11 +79,15 @@ class MatrixFactorization(nn.Module):
 
 
 @register("bpr")
-class BPRMF(TorchRecommender):
-    """Bayesian personalized ranking matrix factorization, trained by the `Trainer`."""
+class BPRMF(TorchRecommender[BPRConfig]):
+    """Bayesian personalized ranking matrix factorization, trained by the `Trainer`.
 
-    config_class = BPRConfig
-    config: BPRConfig
+    A new history is folded in: its user vector is the implicit-ALS ridge solve over the fixed
+    item embeddings (history items confidence 1 + FOLD_ALPHA, the rest 1), scores <p, q_i>.
+    """
+
+    history_mode = "fold_in"
+    test_config: ClassVar[dict[str, Any]] = {"embedding_size": 8, "epochs": 20, "lr": 0.01}
     pretrained_rows: ClassVar[dict[str, str] | None] = {
         "user_emb.weight": "users",
         "item_emb.weight": "items",
@@ -148,3 +160,19 @@ class BPRMF(TorchRecommender):
             items = item_table[torch.as_tensor(np.asarray(item_idx, dtype=np.int64))]
         with torch.no_grad():
             return user_table[users] @ items.T
+
+    def fold_in(self, history: sp.csr_matrix) -> torch.Tensor:
+        """(Q, D) user vectors of histories: (Q^T Q + a Q_h^T Q_h + l I) p = (1 + a) Q_h^T 1."""
+        _, item_table = self.embeddings()
+        return implicit_users(history, item_table, FOLD_ALPHA, FOLD_L2)
+
+    def score_history(
+        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
+    ) -> torch.Tensor:
+        """Dot products of the folded-in user vectors with the items (Q, n_items or len)."""
+        _, item_table = self.embeddings()
+        items = item_table
+        if item_idx is not None:
+            items = item_table[torch.as_tensor(np.asarray(item_idx, dtype=np.int64))]
+        with torch.no_grad():
+            return self.fold_in(history) @ items.T

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from tuijian.data.columns import Columns
 from tuijian.data.dataset import Dataset
+from tuijian.data.split import Validation
 from tuijian.errors import DataError
 from tuijian.models.base import ModelConfig, Recommender
 from tuijian.models.registry import register
@@ -54,13 +55,18 @@ def item_documents(features: pl.DataFrame | None, dataset: Dataset) -> list[str]
 
 
 @register("content")
-class ContentBased(Recommender):
-    """Scores items by the dot product of their TF-IDF vector with the user's mean profile."""
+class ContentBased(Recommender[ContentConfig]):
+    """Scores items by the dot product of their TF-IDF vector with the user's mean profile.
 
-    config_class = ContentConfig
+    History-native: a given history's profile is its weight-averaged item vectors, as in fit.
+    """
+
+    history_mode = "native"
+
+    state_fields = ("item_vectors_", "user_profiles_")
     supports_cold_items = True
 
-    def _fit(self, train: Dataset, *, valid: Dataset | None, trainer: Any) -> None:
+    def _fit(self, train: Dataset, *, valid: Validation | None, trainer: Any) -> None:
         # Imported here: scikit-learn takes a second to import and only this model needs it.
         from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -78,13 +84,25 @@ class ContentBased(Recommender):
         except ValueError as exc:  # every document empty, or min_df prunes every term
             raise DataError(f"{train.name}: no usable terms in item features ({exc})") from None
         self.item_vectors_ = sp.csr_matrix(vectors, dtype=np.float32)  # (I, T), rows L2-normed
-        matrix = train.matrix
-        totals = np.asarray(matrix.sum(axis=1), dtype=np.float64).ravel()
+        self.user_profiles_ = self.profiles(train.matrix)
+
+    def profiles(self, history: sp.csr_matrix) -> sp.csr_matrix:
+        """(Q, T) weight-averaged TF-IDF vectors of each history row's items."""
+        totals = np.asarray(history.sum(axis=1), dtype=np.float64).ravel()
         inv = np.divide(1.0, totals, out=np.zeros_like(totals), where=totals != 0)
-        weights = sp.diags(inv.astype(np.float32)) @ matrix  # rows sum to 1
-        self.user_profiles_ = sp.csr_matrix(weights @ self.item_vectors_, dtype=np.float32)
+        weights = sp.diags(inv.astype(np.float32)) @ history  # rows sum to 1
+        return sp.csr_matrix(weights @ self.item_vectors_, dtype=np.float32)
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
         """Profile . item vector, shape (len(user_idx), n_items or len(item_idx))."""
+        return self._score_profiles(self.user_profiles_[user_idx], item_idx)
+
+    def score_history(
+        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Profile of each history row . item vectors, shape (Q, n_items or len(item_idx))."""
+        return self._score_profiles(self.profiles(history), item_idx)
+
+    def _score_profiles(self, profiles: sp.csr_matrix, item_idx: np.ndarray | None) -> np.ndarray:
         items = self.item_vectors_ if item_idx is None else self.item_vectors_[item_idx]
-        return np.asarray((self.user_profiles_[user_idx] @ items.T).toarray(), dtype=np.float32)
+        return np.asarray((profiles @ items.T).toarray(), dtype=np.float32)

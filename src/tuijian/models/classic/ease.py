@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse as sp
 from pydantic import Field
 
 from tuijian.data.dataset import Dataset
+from tuijian.data.split import Validation
 from tuijian.errors import DataError
 from tuijian.models.base import ModelConfig, Recommender
 from tuijian.models.registry import register
@@ -32,12 +34,18 @@ def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
 
 
 @register("ease")
-class EASE(Recommender):
-    """Scores items as the user's row times a dense item-item weight matrix with zero diagonal."""
+class EASE(Recommender[EASEConfig]):
+    """Scores items as the user's row times a dense item-item weight matrix with zero diagonal.
 
-    config_class = EASEConfig
+    History-native: a history given at call time is scored exactly as a training row.
+    """
 
-    def _fit(self, train: Dataset, *, valid: Dataset | None, trainer: Any) -> None:
+    history_mode = "native"
+
+    state_fields = ("item_weights_",)
+    test_config: ClassVar[dict[str, Any]] = {"l2": 5.0}
+
+    def _fit(self, train: Dataset, *, valid: Validation | None, trainer: Any) -> None:
         n_items = train.n_items
         if n_items > self.config.max_items:
             raise DataError(
@@ -47,9 +55,14 @@ class EASE(Recommender):
         matrix = train.matrix.astype(np.float64)
         gram = (matrix.T @ matrix).toarray()  # (I, I)
         self.item_weights_ = ease_weights(gram, self.config.l2).astype(np.float32)
-        self.user_items_ = train.matrix.astype(np.float32).tocsr()
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
         """User rows @ B, shape (len(user_idx), n_items or len(item_idx))."""
+        return self.score_history(self.user_items_[user_idx], item_idx)
+
+    def score_history(
+        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
+    ) -> np.ndarray:
+        """History rows @ B, shape (Q, n_items or len(item_idx))."""
         weights = self.item_weights_ if item_idx is None else self.item_weights_[:, item_idx]
-        return np.asarray(self.user_items_[user_idx] @ weights, dtype=np.float32)
+        return np.asarray(history @ weights, dtype=np.float32)

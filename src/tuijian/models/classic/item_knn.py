@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
 from tuijian.data.dataset import Dataset
+from tuijian.data.split import Validation
 from tuijian.models.base import ModelConfig, Recommender, rows_per_batch
 from tuijian.models.classic.neighbours import SIM_BUDGET, keep_topk, row_norms, shrunk_cosine
 from tuijian.models.registry import register
@@ -76,20 +77,31 @@ def item_similarity(weighted: sp.csr_matrix, k: int, shrink: float) -> sp.csr_ma
 
 
 @register("itemknn")
-class ItemKNN(Recommender):
-    """Scores an item by the summed similarity to the user's training items (user row @ sim)."""
+class ItemKNN(Recommender[ItemKNNConfig]):
+    """Scores an item by the summed similarity to the user's items (history row @ sim).
 
-    config_class = ItemKNNConfig
+    History-native: a history given at call time is scored exactly as a training row.
+    """
 
-    def _fit(self, train: Dataset, *, valid: Dataset | None, trainer: Any) -> None:
+    history_mode = "native"
+
+    state_fields = ("similarity_",)
+    test_config: ClassVar[dict[str, Any]] = {"k_neighbors": 5}
+
+    def _fit(self, train: Dataset, *, valid: Validation | None, trainer: Any) -> None:
         cfg = self.config
         weighted = weight_matrix(train.matrix, cfg.weighting, cfg.bm25_k1, cfg.bm25_b)
         sim = item_similarity(weighted, cfg.k_neighbors, cfg.shrink)  # row j: j's neighbours
         # score = user row @ similarity_, so column i must hold i's neighbourhood
         self.similarity_ = sim.T.tocsr() if cfg.neighbours_of == "candidate" else sim
-        self.user_items_ = train.matrix.astype(np.float32).tocsr()
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
         """Summed neighbour similarities, shape (len(user_idx), n_items or len(item_idx))."""
+        return self.score_history(self.user_items_[user_idx], item_idx)
+
+    def score_history(
+        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
+    ) -> np.ndarray:
+        """History rows @ similarities, shape (Q, n_items or len(item_idx))."""
         sim = self.similarity_ if item_idx is None else self.similarity_[:, item_idx]
-        return np.asarray((self.user_items_[user_idx] @ sim).toarray(), dtype=np.float32)
+        return np.asarray((history @ sim).toarray(), dtype=np.float32)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
+import scipy.sparse as sp
 
 from tuijian.data.dataset import Dataset
+from tuijian.data.split import Validation
 from tuijian.models.base import ModelConfig, Recommender
 from tuijian.models.registry import register
 
@@ -24,12 +26,14 @@ class PopularityConfig(ModelConfig):
 
 
 @register("pop")
-class MostPopular(Recommender):
-    """Scores every item by its training popularity; the same list for every user."""
+class MostPopular(Recommender[PopularityConfig]):
+    """Scores every item by its training popularity; the same list for every user and history."""
 
-    config_class = PopularityConfig
+    history_mode = "none"
 
-    def _fit(self, train: Dataset, *, valid: Dataset | None, trainer: Any) -> None:
+    state_fields = ("item_scores_",)
+
+    def _fit(self, train: Dataset, *, valid: Validation | None, trainer: Any) -> None:
         if self.config.count == "users":
             counts = train.item_popularity
         else:
@@ -40,6 +44,12 @@ class MostPopular(Recommender):
         """The popularity row repeated for each user: (len(user_idx), n_items or len(item_idx))."""
         row = self.item_scores_ if item_idx is None else self.item_scores_[item_idx]
         return np.tile(row, (len(user_idx), 1))
+
+    def score_history(
+        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The popularity row for every history (what a history holds does not matter)."""
+        return self.score(np.zeros(history.shape[0], dtype=np.int64), item_idx)
 
 
 class RandomConfig(ModelConfig):
@@ -55,12 +65,15 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
 
 
 @register("random")
-class Random(Recommender):
-    """Uniform random scores, a pure function of (seed, user, item): reproducible and batch-free."""
+class Random(Recommender[RandomConfig]):
+    """Uniform random scores, a pure function of (seed, user, item): reproducible and batch-free.
 
-    config_class = RandomConfig
+    A given history is scored as one more user (key `n_users`), whatever it holds.
+    """
 
-    def _fit(self, train: Dataset, *, valid: Dataset | None, trainer: Any) -> None:
+    history_mode = "none"
+
+    def _fit(self, train: Dataset, *, valid: Validation | None, trainer: Any) -> None:
         return None
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
@@ -71,3 +84,9 @@ class Random(Recommender):
         users = _splitmix64(np.asarray(user_idx, dtype=np.uint64) ^ seed)
         keys = _splitmix64(users[:, None] ^ items.astype(np.uint64)[None, :])  # (B, I)
         return ((keys >> np.uint64(40)).astype(np.float32) / np.float32(1 << 24)).astype(np.float32)
+
+    def score_history(
+        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Scores of the key no training user has, for every history."""
+        return self.score(np.full(history.shape[0], len(self.users_), dtype=np.int64), item_idx)

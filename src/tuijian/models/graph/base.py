@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from tuijian.data.dataset import Dataset
+from tuijian.models.fold_in import implicit_users
 from tuijian.models.neural import TorchConfig, TorchRecommender
 from tuijian.nn.sampling import NegativeSampler, positive_pairs
 
 # A training batch: users (B,), positive items (B,), negative items (B,), the batch's unique
 # graph nodes (R,) and where each of the 3B (user, positive, negative) nodes sits in them (3B,).
 GraphBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+# Fold-in of a new history (see `GraphRecommender.fold_in`). LightGCN on ml-100k (64 dims, 15
+# epochs): top-10 overlap with the learned users 0.84 and NDCG@10 0.390 vs their 0.386;
+# l2 10 gave 0.83 / 0.381, l2 30 0.74 / 0.363; propagating the history's per-layer item
+# embeddings (ego = the layer-1 sum) 0.81 / 0.372, with ego 0 0.77 / 0.366.
+FOLD_ALPHA = 20.0
+FOLD_L2 = 3.0
 
 
 class GraphConfig(TorchConfig):
@@ -29,14 +37,20 @@ class GraphConfig(TorchConfig):
     sampling: Literal["pairs", "users"] = "pairs"
 
 
-class GraphRecommender(TorchRecommender):
+GraphConfigT = TypeVar("GraphConfigT", bound=GraphConfig)
+
+
+class GraphRecommender(TorchRecommender[GraphConfigT]):
     """A BPR-trained model over the user-item graph; scores are dot products of final embeddings.
+
+    A new history is folded in: its final user embedding is the implicit-ALS ridge solve over
+    the fixed final item embeddings (`fold_in`); the graph and the item side stay as fitted.
 
     Subclasses build a module whose `final_embeddings()` returns the (users + items, D) final
     embeddings in eval mode; it is computed once per evaluation and dropped after each epoch.
     """
 
-    config: GraphConfig
+    history_mode = "fold_in"
 
     def prepare_data(self, train: Dataset) -> None:
         """An exact sampler of negatives (items the user never saw in training)."""
@@ -88,3 +102,21 @@ class GraphRecommender(TorchRecommender):
                 torch.as_tensor(np.asarray(item_idx, dtype=np.int64), device=items.device)
             ]
         return (u @ items.T).cpu()
+
+    def fold_in(self, history: sp.csr_matrix) -> torch.Tensor:
+        """(Q, D) final user embeddings of histories: the implicit-ALS ridge solve over the
+        fixed final item embeddings (confidence 1 + FOLD_ALPHA on the history's items)."""
+        _, items = self._cached()
+        return implicit_users(history, items, FOLD_ALPHA, FOLD_L2)
+
+    def score_history(
+        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
+    ) -> torch.Tensor:
+        """Dot products of folded-in user embeddings with the final item embeddings."""
+        _, items = self._cached()
+        if item_idx is not None:
+            items = items[
+                torch.as_tensor(np.asarray(item_idx, dtype=np.int64), device=items.device)
+            ]
+        with torch.no_grad():
+            return (self.fold_in(history) @ items.T).cpu()

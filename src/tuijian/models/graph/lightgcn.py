@@ -12,7 +12,7 @@ values and gradients equal to the straightforward per-batch propagation (`"full"
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -49,13 +49,24 @@ class LightGCNModule(nn.Module):
             return layer_mean_rows(self.graph, self.ego, rows.numpy(), n_layers)
         return layer_mean(self.graph, self.ego, n_layers)[rows.to(self.ego.device)]
 
+    def forward(
+        self,
+        nodes: torch.Tensor,
+        triples: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        n_layers: int,
+        restricted: bool,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """A training pass: final embeddings of the unique `nodes` (R, D), and the ego
+        embeddings of the (user, positive, negative) node indices `triples` ((B, D) each)."""
+        final = self.final_rows(nodes, n_layers, restricted)
+        return final, tuple(self.ego[rows] for rows in triples)
+
 
 @register("lightgcn")
-class LightGCN(GraphRecommender):
+class LightGCN(GraphRecommender[LightGCNConfig]):
     """LightGCN trained with BPR; propagation restricted to each batch's rows by default."""
 
-    config_class = LightGCNConfig
-    config: LightGCNConfig
+    test_config: ClassVar[dict[str, Any]] = {"embedding_size": 8, "epochs": 10, "lr": 0.01}
 
     def build_module(self) -> LightGCNModule:
         """Ego embeddings sized from the vocabularies; the graph from the training matrix."""
@@ -66,13 +77,12 @@ class LightGCN(GraphRecommender):
         """BPR on final embeddings + L2 on the batch's ego embeddings / batch size."""
         users, pos, neg, nodes, inverse = batch
         cfg = self.config
-        module: LightGCNModule = self.module_
-        final = module.final_rows(nodes, cfg.n_layers, cfg.propagation == "restricted")
+        n_users = len(self.users_)
+        triples = (users, n_users + pos, n_users + neg)
+        final, ego = self.module_(nodes, triples, cfg.n_layers, cfg.propagation == "restricted")
         u, p, n = final[inverse].chunk(3)  # (B, D) each
         loss = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
-        n_users = len(self.users_)
-        ego = module.ego
-        reg = l2_penalty(ego[users], ego[n_users + pos], ego[n_users + neg]) / len(users)
+        reg = l2_penalty(*ego) / len(users)
         return loss + cfg.reg_weight * reg
 
     def final_embeddings(self) -> torch.Tensor:

@@ -10,6 +10,7 @@ loss is BPR + reg_weight * ||final embeddings of the batch||^2 / 2 / batch size.
 from __future__ import annotations
 
 import itertools
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -72,11 +73,15 @@ class NGCFModule(nn.Module):
 
 
 @register("ngcf")
-class NGCF(GraphRecommender):
+class NGCF(GraphRecommender[NGCFConfig]):
     """NGCF trained with BPR; the whole graph is propagated for every batch (it is non-linear)."""
 
-    config_class = NGCFConfig
-    config: NGCFConfig
+    test_config: ClassVar[dict[str, Any]] = {
+        "embedding_size": 8,
+        "layer_sizes": (8, 8),
+        "epochs": 20,
+        "lr": 0.01,
+    }
 
     def build_module(self) -> NGCFModule:
         """Embeddings and layer weights sized from the vocabularies and the config."""

@@ -28,7 +28,7 @@ from pydantic import (
 
 from tuijian.errors import ConfigError, DataError
 
-SplitName = Literal["random", "temporal", "user-temporal", "leave-last-out", "fixed"]
+SplitName = Literal["random", "temporal", "user-temporal", "leave-last-out", "fixed", "users"]
 Scale = Literal["tiny", "small", "1m"]
 
 
@@ -134,6 +134,8 @@ class PrepareOptions(CommandOptions):
     ratios: list[float] = [0.8, 0.1, 0.1]
     seed: int = 0
     unseen: Literal["drop", "keep"] = "drop"
+    query_fraction: float = Field(0.8, gt=0, lt=1)
+    query_order: Literal["random", "time"] = "random"
     options: dict[str, Any] = Field(default_factory=dict, alias="option")
 
     @field_validator("ratios", mode="before")
@@ -152,12 +154,29 @@ class PrepareOptions(CommandOptions):
         return parse_assignments(value, "--option") if isinstance(value, list | tuple) else value
 
 
-class TrainOptions(CommandOptions):
-    """`tuijian train`: prepared data, output folder and model parameters."""
+RUN_FLAGS: Final = ("device", "threads", "max_seconds", "precision")
+"""Options of the training run (the Trainer's settings, not the model's) on train / compare."""
+
+
+class RunFlags(CommandOptions):
+    """Commands that train: `run_settings` gives their run options (declared after the command's
+    own, so config-file keys list in a natural order) as `Trainer` keyword arguments."""
+
+    def run_settings(self) -> dict[str, Any]:
+        """The run settings given (unset ones keep the Trainer's defaults)."""
+        return {k: getattr(self, k) for k in RUN_FLAGS if getattr(self, k) is not None}
+
+
+class TrainOptions(RunFlags):
+    """`tuijian train`: prepared data, output folder, model parameters and run settings."""
 
     data: Path | None = None
     out: Path | None = None
     overrides: dict[str, Any] = Field(default_factory=dict, alias="set")
+    device: str | None = None
+    threads: int | None = Field(None, ge=1)
+    max_seconds: float | None = Field(None, gt=0)
+    precision: Literal["fp32", "bf16"] | None = None
 
     @field_validator("overrides", mode="before")
     @classmethod
@@ -179,13 +198,17 @@ class EvaluateOptions(CommandOptions):
         return _split_list(value)
 
 
-class CompareOptions(CommandOptions):
-    """`tuijian compare`: data, cut-offs, JSON file and per-model parameters."""
+class CompareOptions(RunFlags):
+    """`tuijian compare`: data, cut-offs, JSON file, per-model parameters and run settings."""
 
     data: Path | None = None
     k: list[int] = [10, 20]
     json_path: Path | None = Field(None, alias="json")
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, alias="set")
+    device: str | None = None
+    threads: int | None = Field(None, ge=1)
+    max_seconds: float | None = Field(None, gt=0)
+    precision: Literal["fp32", "bf16"] | None = None
 
     @field_validator("k", mode="before")
     @classmethod
@@ -213,14 +236,15 @@ class CompareOptions(CommandOptions):
 
 
 class RecommendOptions(CommandOptions):
-    """`tuijian recommend`: users, list length, output form and data for titles."""
+    """`tuijian recommend`: users, items given now, list length, output form, data for titles."""
 
     user: list[str] = []
+    item: list[str] = []
     k: int = Field(10, ge=1)
     json_out: bool = Field(False, alias="json")
     data: Path | None = None
 
-    @field_validator("user", mode="before")
+    @field_validator("user", "item", mode="before")
     @classmethod
     def _users(cls, value: Any) -> Any:
         if isinstance(value, str | int):
