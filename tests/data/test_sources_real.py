@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
 from tests.conftest import shared_path
-from tuijian.data import Columns
+from tuijian.cli.data_commands import prepare_and_split
+from tuijian.data import Columns, PrepareConfig, Split
 from tuijian.data.sources import RawData, load
 
 C = Columns
@@ -129,3 +131,116 @@ def test_retailrocket_caserec() -> None:
     assert (raw.interactions.height, raw.n_users, raw.n_items) == (92_487, 3_431, 8_885)
     assert raw.notes["rows"] == {"view": 78_371, "add_to_cart": 9_028, "purchase": 5_088}
     assert C.timestamp not in raw.interactions.columns
+
+
+# ---- the catalogue follows preparation: the report's counts are the dataset's ----------------
+_ML_100K = {"separator": "\t", "has_header": False}
+_ML_100K_NAMES = [C.user_id, C.item_id, C.rating, C.timestamp]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "parts", "options", "config", "split", "expected"),
+    [
+        ("movielens", ("ml-100k",), {}, {"rating_threshold": 4}, "random", (942, 1_447)),
+        (
+            "recbole",
+            ("ml-100k", "recbole-atomic"),
+            {},
+            {"rating_threshold": 4},
+            "random",
+            (942, 1_447),
+        ),
+        (
+            "csv",
+            ("ml-100k", "u.data"),
+            {**_ML_100K, "names": _ML_100K_NAMES},
+            {"rating_threshold": 4},
+            "temporal",
+            (942, 1_447),
+        ),
+        (
+            "movielens",
+            ("ml-1m",),
+            {},
+            {"min_user_interactions": 20, "min_item_interactions": 50},
+            "random",
+            (5_988, 2_514),
+        ),
+        (
+            "parquet",
+            ("ml-1m", "ratings_user_movie_only.parquet"),
+            {"columns": {C.user_id: "userID", C.item_id: "movieID"}},
+            {"min_user_interactions": 20, "min_item_interactions": 50},
+            "random",
+            (5_988, 2_514),
+        ),
+        (
+            "taobao",
+            ("taobao-userbehavior-head", "UserBehavior_head.csv"),
+            {},
+            {"min_user_interactions": 5, "min_item_interactions": 2, "default_event_weight": 1},
+            "random",
+            (607, 5_440),
+        ),
+        (
+            "sequence",
+            ("s3rec-amazon-yelp-lastfm", "Beauty.txt"),
+            {},
+            {"min_item_interactions": 10},
+            "leave-last-out",
+            (22_319, 5_510),
+        ),
+        (
+            "retailrocket",
+            ("retailrocket-caserec",),
+            {},
+            {"min_item_interactions": 5, "default_event_weight": 1},
+            "random",
+            (3_429, 5_730),
+        ),
+        (
+            "lightgcn",
+            ("lightgcn-splits", "gowalla"),
+            {},
+            {"min_item_interactions": 30},
+            "fixed",
+            (29_731, 7_269),
+        ),
+    ],
+    ids=[
+        "movielens",
+        "recbole",
+        "csv",
+        "movielens-1m",
+        "parquet",
+        "taobao",
+        "sequence",
+        "retailrocket",
+        "lightgcn",
+    ],
+)
+def test_prepared_catalogue_matches_the_report(
+    fmt: str,
+    parts: tuple[str, ...],
+    options: dict[str, Any],
+    config: dict[str, Any],
+    split: str,
+    expected: tuple[int, int],
+    tmp_path: Path,
+) -> None:
+    raw = load(fmt, shared_path(*parts), **options)
+    cut, report = prepare_and_split(
+        raw, PrepareConfig(**config), split, ratios=[0.8, 0.1, 0.1], seed=0, unseen="drop"
+    )
+    counts = report.to_dict()
+    assert (counts["users"], counts["items"]) == expected
+    loaded = Split.load(cut.save(tmp_path / "prepared"))
+    for data in (cut.train, loaded.train, loaded.test):
+        assert (data.n_users, data.n_items) == expected
+    rows = sum(cut.protocol["rows"].values()) + sum(cut.protocol["dropped"].values())
+    assert rows == counts["rows"]
+    if raw.item_features is not None:  # feature rows of removed items: metadata, not ranked
+        assert loaded.train.item_features is not None
+        assert loaded.train.item_features.height == raw.item_features.height
+        removed = set(raw.item_features[C.item_id]) - set(loaded.train.items.ids.tolist())
+        assert set(loaded.train.feature_only_items) == removed

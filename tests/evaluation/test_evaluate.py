@@ -37,7 +37,7 @@ def split() -> Split:
         }
     )
     extra = pl.DataFrame({C.item_id: ["5", "6", "7"]})
-    ds = build_dataset(frame, item_features=extra)
+    ds = build_dataset(frame, item_features=extra, catalogue="features")
     inter = ds.interactions
     # a: train {0,1}, valid {3}, test {2,4}; b: train {0,3}, test {1,2}
     train = inter[[0, 1, 3, 4]]

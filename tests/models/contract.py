@@ -62,7 +62,8 @@ def contract_dataset() -> Dataset:
             + [["scifi"]],
         }
     )
-    return build_dataset(frame, item_features=features, name="contract")
+    # the cold item is in the catalogue only because the contract asks for feature-only items
+    return build_dataset(frame, item_features=features, name="contract", catalogue="features")
 
 
 def make_model(name: str, **overrides: Any) -> Recommender:
@@ -268,6 +269,7 @@ def ml100k_split(seed: int = 0) -> tuple[Dataset, sp.csr_matrix]:
         frame.filter(in_train).select(keep),
         item_features=ml100k_item_features(),
         name="ml-100k-train",
+        catalogue="features",  # every movie is rankable: the truth holds items train lacks
     )
     test = frame.filter(~in_train)
     rows = train.users.lookup(test[C.user_id].cast(pl.Utf8)).to_numpy()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 import scipy.sparse as sp
 
@@ -106,3 +108,49 @@ def test_saving_again_replaces_stale_sparse_files(data, tmp_path: Path) -> None:
     contract.fit_tiny("ease", data).save(folder)
     assert sorted(p.name for p in folder.glob("sparse.*")) == ["sparse.user_items_.npz"]
     assert type(Recommender.load(folder)).__name__ == "EASE"
+
+
+CORRUPTIONS = {
+    "empty": lambda file: file.write_bytes(b""),
+    "truncated": lambda file: file.write_bytes(
+        file.read_bytes()[: max(1, file.stat().st_size // 2)]
+    ),
+    "missing": lambda file: file.unlink(),
+}
+
+
+@pytest.mark.parametrize("how", sorted(CORRUPTIONS))
+@pytest.mark.parametrize(
+    "name",
+    [
+        "config.json",
+        "state.json",
+        "state.npz",
+        "seen.npz",
+        "users.parquet",
+        "items.parquet",
+        "sparse.user_items_.npz",
+    ],
+)
+def test_a_damaged_file_is_one_corrupt_folder_error(
+    data, tmp_path: Path, name: str, how: str
+) -> None:
+    folder = contract.fit_tiny("ease", data).save(tmp_path / "ease")
+    CORRUPTIONS[how](folder / name)
+    if name == "config.json" and how == "missing":
+        match = "not a saved model folder"
+    else:
+        match = (
+            rf"^model folder {re.escape(str(folder))} is incomplete/corrupt: .*{re.escape(name)}"
+        )
+    with pytest.raises(DataError, match=match) as caught:
+        Recommender.load(folder)
+    assert "\n" not in str(caught.value)
+
+
+def test_vocabularies_that_do_not_fit_the_seen_matrix_are_corrupt(data, tmp_path: Path) -> None:
+    folder = contract.fit_tiny("pop", data).save(tmp_path / "pop")
+    users = pl.read_parquet(folder / "users.parquet")
+    users.head(2).write_parquet(folder / "users.parquet")
+    with pytest.raises(DataError, match=r"incomplete/corrupt: seen.npz is \d+ x \d+"):
+        Recommender.load(folder)

@@ -85,3 +85,24 @@ def test_recommend_lists_are_the_evaluated_lists(data: Dataset) -> None:
     evaluated = rank(model, QueryBatch.for_users(model, users), 4).idx
     served = [lst.idx.tolist() for lst in model.recommend(data.users.ids.tolist(), 4)]
     assert evaluated.tolist() == served
+
+
+def test_nan_scores_never_rank_first(data: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that returns NaN for some items: those rank like hidden items, never first."""
+    model = get_model("pop").fit(data)
+    n = data.n_items
+    nan_cols = [0, 3]
+
+    def score_queries(queries: QueryBatch, item_idx: np.ndarray | None = None) -> torch.Tensor:
+        block = torch.arange(len(queries) * n, dtype=torch.float32).view(len(queries), n) % n
+        block[:, nan_cols] = torch.nan  # NaN sorts above every number in torch.topk
+        return block if item_idx is None else block[:, torch.from_numpy(item_idx)]
+
+    monkeypatch.setattr(model, "score_queries", score_queries)
+    empty = sp.csr_matrix((2, n), dtype=np.float32)
+    ranking = rank(model, QueryBatch.from_history(empty), n)
+    assert ranking.idx[:, 0].tolist() == [n - 1, n - 1]
+    assert not np.isin(ranking.idx, nan_cols).any()
+    assert not np.isnan(ranking.scores).any()
+    (items,) = model.recommend(data.users.ids[0], 3, exclude_seen=False)
+    assert not set(items.idx.tolist()) & set(nan_cols)

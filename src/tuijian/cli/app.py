@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,7 +10,15 @@ import typer
 from pydantic import ValidationError
 from typer.core import TyperGroup
 
-from tuijian.cli.common import State, print_error, state
+from tuijian.cli.common import (
+    THREADS_ENV,
+    State,
+    TidyCommand,
+    TidyHelp,
+    print_error,
+    state,
+    thread_limits,
+)
 from tuijian.cli.config import load_config
 from tuijian.cli.data_commands import app as data_app
 from tuijian.cli.model_commands import (
@@ -26,7 +35,7 @@ REPORTED = (TuijianError, OSError, ValidationError)
 """Errors shown as one `error: ...` line (with a traceback only under --debug)."""
 
 
-class ReportingGroup(TyperGroup):
+class ReportingGroup(TidyHelp, TyperGroup):
     """The root command group: turns expected errors into one red line and exit code 1."""
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
@@ -48,28 +57,59 @@ app = typer.Typer(
 )
 
 
+def _version(show: bool) -> None:
+    """Print the installed version of tuijian and exit (`--version`)."""
+    if show:
+        typer.echo(f"tuijian {version('tuijian')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
     config: Annotated[
         Path | None,
-        typer.Option(help="TOML file of option values, one table per command (see docs)."),
+        typer.Option(
+            metavar="FILE", help="TOML file of option values, one table per command (see docs)."
+        ),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            envvar=THREADS_ENV,
+            show_envvar=True,
+            help="Threads of torch, BLAS and implicit for the whole command (default: each "
+            "library's own, usually all cores).",
+        ),
+    ] = None,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
 ) -> None:
-    """Global flags; they go before the command: `tuijian --config run.toml train ...`."""
-    ctx.obj = State(debug=debug)
+    """Global flags; they go before the command: `tuijian --threads 4 train ...`."""
+    ctx.obj = State(debug=debug, threads=threads)
+    if threads is not None:
+        ctx.with_resource(thread_limits(threads))
     if config is not None:
         ctx.obj.config = load_config(config)
 
 
-app.command("quickstart")(quickstart_command)
+for _name, _command in {
+    "quickstart": quickstart_command,
+    "train": train_command,
+    "evaluate": evaluate_command,
+    "compare": compare_command,
+    "recommend": recommend_command,
+    "models": models_command,
+}.items():
+    app.command(_name, cls=TidyCommand)(_command)
 app.add_typer(data_app, name="data")
-app.command("train")(train_command)
-app.command("evaluate")(evaluate_command)
-app.command("compare")(compare_command)
-app.command("recommend")(recommend_command)
-app.command("models")(models_command)
 
 
 def main() -> None:

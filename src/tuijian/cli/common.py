@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import polars as pl
+import torch
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from threadpoolctl import threadpool_limits
+from typer.core import TyperCommand, TyperGroup
 
 from tuijian.cli.config import CommandOptions, FileConfig, by_name, coerce, merge_options
 from tuijian.data import Columns, Dataset, PrepareReport, Split
-from tuijian.errors import DataError
+from tuijian.errors import DataError, TuijianError
 from tuijian.evaluation import EvaluationResult, evaluate
 from tuijian.models.base import Recommender
-from tuijian.training import Trainer
+from tuijian.training import Trainer, TrainingHistory
 
 C = Columns
 console = Console(highlight=False)
@@ -32,12 +40,67 @@ FIT_FILE = "fit.json"
 _M = TypeVar("_M", bound=CommandOptions)
 
 
+THREADS_ENV = "TUIJIAN_THREADS"
+"""Environment variable read by the global `--threads` when the flag is not given."""
+REQUIRED = "\\[required]"
+"""Marks an option that must be given (on the command line or in a --config file) in --help."""
+
+
 @dataclass
 class State:
     """Global flags, kept on the typer context for every command."""
 
     debug: bool = False
     config: FileConfig = field(default_factory=FileConfig)
+    threads: int | None = None
+
+
+@contextmanager
+def thread_limits(threads: int) -> Iterator[None]:
+    """Run with `threads` threads in torch (intra-op) and in every BLAS / OpenMP pool that
+    threadpoolctl finds (numpy's and scipy's BLAS, implicit's OpenMP); restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def command_threads(ctx: typer.Context, threads: int | None) -> int | None:
+    """The threads of this command: a command's own `--threads` (train, compare), applied to
+    every library like the global one, which it overrides; else the global `--threads`."""
+    if threads is None:
+        return state(ctx).threads
+    ctx.with_resource(thread_limits(threads))
+    return threads
+
+
+class TidyHelp:
+    """Mixin of commands and groups whose --help shows no `<bool>` after a flag (and options
+    that take lists declare a metavar such as KEY=VALUE, so no `<list[str]>` either)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+            elif param.param_type_name == "argument" and param.nargs != 1:
+                param.display_type_rich = _no_type  # MODEL... says it is a list already
+        return params
+
+
+def _no_type(ctx: Any) -> None:
+    """No type column in --help (for an argument taking several values)."""
+
+
+class TidyCommand(TidyHelp, TyperCommand):
+    """A command with a tidy --help (see `TidyHelp`)."""
+
+
+class TidyGroup(TidyHelp, TyperGroup):
+    """A group of commands with a tidy --help (see `TidyHelp`)."""
 
 
 def state(ctx: typer.Context) -> State:
@@ -72,37 +135,107 @@ def error_message(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+def failure_message(exc: BaseException) -> str:
+    """One line for an error of one model in a run of several: `error_message`, with the type
+    of an unexpected (non-tuijian) exception in front."""
+    message = error_message(exc)
+    reported = isinstance(exc, TuijianError | OSError | ValidationError)
+    return message if reported else f"{type(exc).__name__}: {message}"
+
+
 def print_error(exc: BaseException) -> None:
     """Print `error: ...` in red on stderr, on one line whatever the terminal width."""
     err_console.print(Text(f"error: {error_message(exc)}", style="bold red"), soft_wrap=True)
 
 
 # ---- folders ----------------------------------------------------------------------------------
-def fresh_folder(path: Path, marker: str, kind: str, patterns: Sequence[str]) -> Path:
-    """Make `path` ready to write: created if absent; a previous output of the same kind
-    (holding `marker`) is cleared of its files matching `patterns`; any other non-empty folder is
-    refused, so nothing unrelated is overwritten and no stale file is read back later."""
+def check_target(path: Path, marker: str, kind: str) -> bool:
+    """Whether `path` holds a previous output of this kind (with `marker`, e.g. `config.json`);
+    absent or empty is fine; a file or any other non-empty folder is refused, so nothing
+    unrelated is ever replaced."""
     if path.exists() and not path.is_dir():
         raise DataError(f"{path} is a file; {kind} needs a folder")
     if path.is_dir() and any(path.iterdir()):
         if not (path / marker).is_file():
             raise DataError(f"{path} is not empty and not a {kind} folder; choose another")
-        for pattern in patterns:
-            for old in path.glob(pattern):
-                if old.is_file():
-                    old.unlink()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+        return True
+    return False
 
 
-def model_folder(path: Path) -> Path:
-    """`fresh_folder` for a saved model."""
-    return fresh_folder(path, "config.json", "saved model", ("*.npz", "*.parquet", "*.json*"))
+@contextmanager
+def staged_folder(path: Path, marker: str, kind: str) -> Iterator[Path]:
+    """A new temporary folder beside `path` to write an output into; swapped in for `path` (a
+    previous output of this kind, see `check_target`) only when the block succeeds. On any
+    failure the temporary folder is removed and `path` is left byte-identical."""
+    check_target(path, marker, kind)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    tmp.chmod(0o777 & ~_umask())
+    swap_in(tmp, path)
 
 
-def data_folder(path: Path) -> Path:
-    """`fresh_folder` for prepared data."""
-    return fresh_folder(path, "split.json", "prepared data", ("*.parquet", "*.json"))
+def swap_in(new: Path, path: Path) -> None:
+    """Put the folder `new` at `path`: the previous folder is renamed aside, `new` renamed in
+    (same file system, so each rename is atomic), and only then the previous one removed."""
+    old = None
+    if path.exists():
+        old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
+        path.rename(old)
+    new.rename(path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+MODEL_MARKER = "config.json"
+DATA_MARKER = "split.json"
+
+
+def staged_model(path: Path) -> AbstractContextManager[Path]:
+    """`staged_folder` for a saved model."""
+    return staged_folder(path, MODEL_MARKER, "saved model")
+
+
+def staged_data(path: Path) -> AbstractContextManager[Path]:
+    """`staged_folder` for prepared data."""
+    return staged_folder(path, DATA_MARKER, "prepared data")
+
+
+def save_fitted(model: Recommender, folder: Path, data: Path, fit_seconds: float) -> None:
+    """Save `model` to `folder` with its `fit.json` (the data it was fitted on, the time)."""
+    model.save(folder)
+    record = {
+        "model": model.name,
+        "data": str(data.resolve()),
+        "fit_seconds": round(fit_seconds, 4),
+    }
+    (folder / FIT_FILE).write_text(json.dumps(record, indent=2))
+
+
+def best_epoch_summary(history: TrainingHistory) -> str | None:
+    """One line on how an epoch-trained run ended (None for models fitted in one go)."""
+    if not history.epochs:
+        return None
+    n = len(history.epochs)
+    stopped = history.stopped_by.replace("_", " ")
+    if history.best_epoch is None:
+        return f"trained {n} epochs without validation; stopped by {stopped}"
+    best = next(e for e in history.epochs if e.epoch == history.best_epoch)
+    metric = next(iter(best.valid or {}), "valid metric")
+    return (
+        f"best epoch {history.best_epoch + 1} of {n} ({metric} {history.best_score:.4f}), "
+        f"weights restored; stopped by {stopped}"
+    )
 
 
 def fitted_on(model_dir: Path) -> Path | None:
@@ -262,8 +395,16 @@ def item_titles(data: Dataset | None) -> dict[str, str]:
     return dict(frame.drop_nulls().iter_rows())
 
 
-def write_json(path: Path, payload: Any) -> None:
-    """Write `payload` as indented JSON and say where."""
+def write_json(path: Path, payload: Any, quiet: bool = False) -> None:
+    """Write `payload` as indented JSON (to a temporary file beside `path`, then renamed over
+    it, so a failure never leaves half a report) and say where."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str))
-    console.print(f"wrote {path}")
+    text = json.dumps(payload, indent=2, default=str)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if not quiet:
+        console.print(f"wrote {path}")

@@ -136,11 +136,22 @@ class PrepareOptions(CommandOptions):
     unseen: Literal["drop", "keep"] = "drop"
     query_fraction: float = Field(0.8, gt=0, lt=1)
     query_order: Literal["random", "time"] = "random"
+    item_features: list[str] | None = None
+    user_features: list[str] | None = None
+    items: Path | None = None
+    users: Path | None = None
     options: dict[str, Any] = Field(default_factory=dict, alias="option")
 
     @field_validator("ratios", mode="before")
     @classmethod
     def _ratios(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("item_features", "user_features", mode="before")
+    @classmethod
+    def _features(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):  # repeated flags, each maybe "a,b"
+            return [part for item in value for part in _split_list(item)]
         return _split_list(value)
 
     @field_validator("event_weights", mode="before")
@@ -205,6 +216,7 @@ class CompareOptions(RunFlags):
     k: list[int] = [10, 20]
     json_path: Path | None = Field(None, alias="json")
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, alias="set")
+    save: Path | None = None
     device: str | None = None
     threads: int | None = Field(None, ge=1)
     max_seconds: float | None = Field(None, gt=0)

@@ -11,12 +11,17 @@ import polars as pl
 import typer
 
 from tuijian.cli.common import (
+    DATA_MARKER,
+    REQUIRED,
+    TidyCommand,
+    TidyGroup,
+    check_target,
     console,
-    data_folder,
     options,
     prepare_table,
     require,
     split_table,
+    staged_data,
 )
 from tuijian.cli.config import PrepareOptions, SynthOptions, coerce, default
 from tuijian.data import (
@@ -40,7 +45,9 @@ SHOP_WEIGHTS = {"view": 1.0, "cart": 3.0, "buy": 5.0}
 """Event weights of the synthetic shop: a buy says more than a cart, a cart more than a view."""
 _PART = "__part"
 
-app = typer.Typer(help="Prepare data: raw logs -> cleaned interactions -> a saved split.")
+app = typer.Typer(
+    cls=TidyGroup, help="Prepare data: raw logs -> cleaned interactions -> a saved split."
+)
 
 
 def loader_options(fmt: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -114,12 +121,22 @@ def prepare_and_split(
     return make_split(split, data, **opts), report
 
 
+def write_prepared(split: Split, report: PrepareReport, folder: Path) -> None:
+    """Write the split and the prepare report (`prepare.json`) into an empty `folder`."""
+    split.save(folder)
+    (folder / "prepare.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
+
+
 def save_prepared(split: Split, report: PrepareReport, out: Path) -> None:
-    """Write the split (and the prepare report as `prepare.json`) and show both as tables."""
-    split.save(data_folder(out))
-    (out / "prepare.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    """Write the split and its report to `out` (swapped in whole: a failure leaves a previous
+    `out` as it was) and show both as tables."""
+    replacing = check_target(out, DATA_MARKER, "prepared data")
+    with staged_data(out) as staging:
+        write_prepared(split, report, staging)
     console.print(prepare_table(report))
     console.print(split_table(split))
+    if replacing:
+        console.print(f"replaced the prepared data that was in [bold]{out}[/]")
     console.print(f"prepared data saved to [bold]{out}[/]")
 
 
@@ -133,12 +150,14 @@ def synthetic_split(scale: str, seed: int) -> tuple[RawData, Split, PrepareRepor
     return raw, split, report
 
 
-@app.command("prepare")
+@app.command("prepare", cls=TidyCommand)
 def prepare_command(
     ctx: typer.Context,
     fmt: Annotated[str, typer.Argument(metavar="FORMAT", help=f"One of: {', '.join(FORMATS)}.")],
     path: Annotated[Path, typer.Argument(help="The file or folder to read.")],
-    out: Annotated[Path | None, typer.Option(help="Folder to write the split to.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(metavar="DIR", help=f"Folder to write the split to. {REQUIRED}")
+    ] = None,
     min_user_interactions: Annotated[
         int | None,
         typer.Option(help="k-core: keep users with at least N rows.", show_default="0"),
@@ -201,10 +220,36 @@ def prepare_command(
             show_default=default(PrepareOptions, "query_order"),
         ),
     ] = None,
+    item_features: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="COLUMNS",
+            help="csv / parquet: item feature columns, of the interactions or of --items, "
+            "repeatable or a,b; `category` becomes the categories list (split at |), "
+            "ours=theirs renames (title=name).",
+        ),
+    ] = None,
+    user_features: Annotated[
+        list[str] | None,
+        typer.Option(metavar="COLUMNS", help="csv / parquet: user feature columns, as above."),
+    ] = None,
+    items: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="csv / parquet: a table of item features, one row per item (all its columns "
+            "unless --item-features names some).",
+        ),
+    ] = None,
+    users: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="csv / parquet: a table of user features."),
+    ] = None,
     option: Annotated[
         list[str] | None,
         typer.Option(
             "--option",
+            metavar="KEY=VALUE",
             help="Source option key=value, repeatable: separator=';', has_header=false, "
             "or a column mapping such as user_id=userId.",
         ),
@@ -213,7 +258,10 @@ def prepare_command(
     """Load FORMAT from PATH, prepare, split and save to --out."""
     opts = options(ctx, "data.prepare", PrepareOptions)
     out_dir = require(opts.out, "--out")
-    raw = load(fmt, path, **loader_options(fmt, opts.options))
+    sides = {"item_features": opts.item_features, "user_features": opts.user_features}
+    sides |= {"items": opts.items, "users": opts.users}
+    given = {key: value for key, value in sides.items() if value is not None}
+    raw = load(fmt, path, **(loader_options(fmt, opts.options) | given))
     console.print(
         f"read [bold]{raw.name}[/]: {raw.interactions.height:,} rows, "
         f"{raw.n_users:,} users, {raw.n_items:,} items"
@@ -239,10 +287,12 @@ def prepare_command(
     save_prepared(split_obj, report, out_dir)
 
 
-@app.command("synth")
+@app.command("synth", cls=TidyCommand)
 def synth_command(
     ctx: typer.Context,
-    out: Annotated[Path | None, typer.Option(help="Folder to write the split to.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(metavar="DIR", help=f"Folder to write the split to. {REQUIRED}")
+    ] = None,
     scale: Annotated[
         str | None,
         typer.Option(

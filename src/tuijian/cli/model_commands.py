@@ -10,26 +10,34 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import typer
 from pydantic.fields import FieldInfo
 from rich.table import Table
+from rich.text import Text
 
 from tuijian.cli.common import (
-    FIT_FILE,
+    REQUIRED,
     Outcome,
+    best_epoch_summary,
     check_same_data,
+    check_target,
     coerce_overrides,
+    command_threads,
     console,
+    failure_message,
     fit_and_evaluate,
     fitted_on,
     item_titles,
     make_trainer,
     metrics_table,
-    model_folder,
     options,
     require,
+    save_fitted,
+    staged_folder,
+    staged_model,
+    state,
     write_json,
 )
 from tuijian.cli.config import CompareOptions, EvaluateOptions, RecommendOptions, TrainOptions
 from tuijian.data import Split
-from tuijian.errors import ConfigError
+from tuijian.errors import ConfigError, TuijianError
 from tuijian.evaluation import evaluate
 from tuijian.models.base import Recommender
 from tuijian.models.neural import TorchConfig
@@ -37,17 +45,37 @@ from tuijian.models.query import Query
 from tuijian.models.registry import available_models, get_model_class
 
 ModelArg = Annotated[str, typer.Argument(metavar="MODEL", help="A registered model name.")]
-DataOpt = Annotated[Path | None, typer.Option(help="Prepared data folder (data prepare / synth).")]
+DataOpt = Annotated[
+    Path | None, typer.Option(metavar="DIR", help="Prepared data folder (data prepare / synth).")
+]
+RequiredDataOpt = Annotated[
+    Path | None,
+    typer.Option(metavar="DIR", help=f"Prepared data folder (data prepare / synth). {REQUIRED}"),
+]
 KsOpt = Annotated[
     str | None, typer.Option("--k", help="Cut-offs, e.g. 10,20.", show_default="10,20")
 ]
 JsonFileOpt = Annotated[Path | None, typer.Option("--json", help="Also write the result here.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Model parameter key=value.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Model parameter, repeatable; `tuijian models MODEL` lists them with defaults.",
+    ),
+]
 DeviceOpt = Annotated[
     str | None,
     typer.Option(help="Torch device of the run: cpu, cuda, cuda:1...", show_default="cpu"),
 ]
-ThreadsOpt = Annotated[int | None, typer.Option(help="Torch threads during training.")]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N",
+        help="Threads of torch, BLAS and implicit for this command (overrides the global "
+        "`tuijian --threads`).",
+    ),
+]
 MaxSecondsOpt = Annotated[
     float | None, typer.Option(help="Time budget of each torch model's training, in seconds.")
 ]
@@ -57,10 +85,23 @@ PrecisionOpt = Annotated[
 ]
 
 
-def build_model(name: str, values: dict[str, Any]) -> Recommender:
-    """A registered model with parameters from `--set` (strings converted to field types)."""
+COMPARE_FILE = "compare.json"
+"""The results, written into a `compare --save` folder next to the fitted models."""
+
+
+class ModelFailedError(TuijianError):
+    """Some models of a comparison failed (the others' results are kept)."""
+
+
+def build_model(name: str, values: dict[str, Any], threads: int | None = None) -> Recommender:
+    """A registered model with parameters from `--set` (strings converted to field types);
+    `threads` (the command's --threads) fills a model's own `num_threads` (implicit's ALS)
+    unless --set gives it."""
     model_cls = get_model_class(name)
-    return model_cls(**coerce_overrides(model_cls, values))
+    values = coerce_overrides(model_cls, values)
+    if threads is not None and "num_threads" in model_cls.config_class.model_fields:
+        values.setdefault("num_threads", threads)
+    return model_cls(**values)
 
 
 def _data_for(model_dir: Path, data: Path | None, needed: bool) -> Path | None:
@@ -76,8 +117,11 @@ def _data_for(model_dir: Path, data: Path | None, needed: bool) -> Path | None:
 def train_command(
     ctx: typer.Context,
     model: ModelArg,
-    data: DataOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Folder to save the fitted model to.")] = None,
+    data: RequiredDataOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help=f"Folder to save the fitted model to. {REQUIRED}"),
+    ] = None,
     overrides: SetOpt = None,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
@@ -86,23 +130,25 @@ def train_command(
 ) -> None:
     """Fit MODEL on the train part of --data (valid for early stopping) and save it to --out.
 
-    --set gives the model's parameters; --device, --threads, --max-seconds and --precision
-    are the run's settings (where and how fast it trains), not part of the saved model.
+    `tuijian models` lists the models; `tuijian models MODEL` their parameters for --set.
+    --device, --threads, --max-seconds and --precision are the run's settings (where and how
+    fast it trains), not part of the saved model. A failed run leaves --out as it was.
     """
     opts = options(ctx, "train", TrainOptions)
     data_dir = require(opts.data, "--data")
     out_dir = require(opts.out, "--out")
-    recommender = build_model(model, opts.overrides)
+    recommender = build_model(model, opts.overrides, command_threads(ctx, opts.threads))
     split = Split.load(data_dir)
-    model_folder(out_dir)
-    console.print(f"fitting [bold]{model}[/] on {split.train!r}")
-    start = time.perf_counter()
-    trainer = make_trainer(out_dir / "train_log.jsonl", opts.run_settings())
-    recommender.fit(split.train, valid=split.validation(), trainer=trainer)
-    seconds = time.perf_counter() - start
-    recommender.save(out_dir)
-    record = {"model": model, "data": str(data_dir.resolve()), "fit_seconds": round(seconds, 4)}
-    (out_dir / FIT_FILE).write_text(json.dumps(record, indent=2))
+    with staged_model(out_dir) as staging:  # --out is replaced only when all of this succeeds
+        console.print(f"fitting [bold]{model}[/] on {split.train!r}")
+        start = time.perf_counter()
+        trainer = make_trainer(staging / "train_log.jsonl", opts.run_settings())
+        recommender.fit(split.train, valid=split.validation(), trainer=trainer)
+        seconds = time.perf_counter() - start
+        save_fitted(recommender, staging, data_dir, seconds)
+    summary = best_epoch_summary(trainer.history)
+    if summary:
+        console.print(summary)
     console.print(f"fitted in {seconds:.2f} s; saved to [bold]{out_dir}[/]")
 
 
@@ -134,18 +180,28 @@ def evaluate_command(
 
 def compare_command(
     ctx: typer.Context,
-    models: Annotated[list[str], typer.Argument(metavar="MODEL...", help="Model names.")],
-    data: DataOpt = None,
+    models: Annotated[
+        list[str], typer.Argument(metavar="MODEL...", help="Model names (see `tuijian models`).")
+    ],
+    data: RequiredDataOpt = None,
     k: KsOpt = None,
     json_path: JsonFileOpt = None,
     overrides: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Parameter of one model: model.key=value, e.g. ease.l2=200."),
+        typer.Option(
+            "--set",
+            metavar="MODEL.KEY=VALUE",
+            help="Parameter of one model, repeatable, e.g. ease.l2=200.",
+        ),
     ] = None,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     max_seconds: MaxSecondsOpt = None,
     precision: PrecisionOpt = None,
+    save: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="Also keep the fitted models: DIR/<model>, loadable."),
+    ] = None,
 ) -> None:
     """Train and evaluate each MODEL on the same split; a table sorted by NDCG."""
     opts = options(ctx, "compare", CompareOptions)
@@ -153,26 +209,58 @@ def compare_command(
     stray = sorted(set(opts.overrides) - set(models))
     if stray:
         raise ConfigError(f"--set names model(s) {', '.join(stray)} not being compared")
-    built = {name: build_model(name, opts.overrides.get(name, {})) for name in models}
+    threads = command_threads(ctx, opts.threads)
+    built = {name: build_model(name, opts.overrides.get(name, {}), threads) for name in models}
     split = Split.load(data_dir)
+    if opts.save is not None:
+        check_target(opts.save, COMPARE_FILE, "compare --save")
     console.print(f"comparing {len(built)} models on {split.train!r}")
     run = opts.run_settings()
-    outcomes = [
-        fit_and_evaluate(name, model, split, opts.k, run=run) for name, model in built.items()
-    ]
-    console.print(compare_table(outcomes, min(opts.k)))
+    outcomes: list[Outcome] = []
+    failed: dict[str, str] = {}
+    for name, model in built.items():
+        try:
+            outcomes.append(fit_and_evaluate(name, model, split, opts.k, run=run))
+        except Exception as exc:  # one model failing does not discard the others' results
+            if state(ctx).debug:
+                raise
+            failed[name] = failure_message(exc)
+            console.print(f"  [red]failed[/] {name}: {failed[name]}")
+    console.print(compare_table(outcomes, min(opts.k), failed=failed))
+    protocol = (
+        {k: v for k, v in outcomes[0].result.protocol.items() if k != "seconds"} if outcomes else {}
+    )
+    rows: dict[str, Any] = {o.name: o.row() for o in outcomes} | {
+        name: {"error": message} for name, message in failed.items()
+    }
+    payload = {**{name: rows[name] for name in built}, "protocol": protocol}
     if opts.json_path is not None:
-        protocol = {k: v for k, v in outcomes[0].result.protocol.items() if k != "seconds"}
-        payload: dict[str, Any] = {o.name: o.row() for o in outcomes}
-        write_json(opts.json_path, {**payload, "protocol": protocol})
+        write_json(opts.json_path, payload)
+    if opts.save is not None:
+        with staged_folder(opts.save, COMPARE_FILE, "compare --save") as staging:
+            for o in outcomes:
+                save_fitted(o.model, staging / o.name, data_dir, o.fit_seconds)
+            write_json(staging / COMPARE_FILE, payload, quiet=True)
+        console.print(f"saved {len(outcomes)} fitted model(s) to [bold]{opts.save}[/]/<model>")
+    if failed:
+        raise ModelFailedError(
+            f"{len(failed)} of {len(built)} models failed: {', '.join(failed)} "
+            "(their errors are in the table" + (" and the JSON)" if opts.json_path else ")")
+        )
 
 
-def compare_table(outcomes: list[Outcome], k: int, title: str = "comparison") -> Table:
-    """One row per model, best NDCG@k first: accuracy, catalogue coverage and timings."""
+def compare_table(
+    outcomes: list[Outcome], k: int, title: str = "comparison", failed: dict[str, str] | None = None
+) -> Table:
+    """One row per model, best NDCG@k first: accuracy, catalogue coverage and timings; then the
+    models that failed, with their error."""
     table = Table(title=f"{title} (full ranking, test part, sorted by NDCG@{k})")
     table.add_column("model")
-    for name in (f"NDCG@{k}", f"Recall@{k}", f"HR@{k}", f"coverage@{k}", "fit s", "eval s"):
+    names = (f"NDCG@{k}", f"Recall@{k}", f"HR@{k}", f"coverage@{k}", "fit s", "eval s")
+    for name in names:
         table.add_column(name, justify="right")
+    if failed:
+        table.add_column("error", overflow="fold")
     ranked = sorted(outcomes, key=lambda o: o.result.summary[f"ndcg@{k}"], reverse=True)
     for o in ranked:
         s = o.result.summary
@@ -185,18 +273,23 @@ def compare_table(outcomes: list[Outcome], k: int, title: str = "comparison") ->
             f"{o.fit_seconds:.2f}",
             f"{o.evaluate_seconds:.2f}",
         )
+    for name, message in (failed or {}).items():
+        table.add_row(name, *("-" for _ in names), Text(message, style="red"))
     return table
 
 
 def recommend_command(
     ctx: typer.Context,
     model_dir: Annotated[Path, typer.Argument(help="A folder written by `tuijian train`.")],
-    user: Annotated[list[str] | None, typer.Option(help="A user id; repeatable.")] = None,
+    user: Annotated[
+        list[str] | None, typer.Option(metavar="ID", help="A user id; repeatable.")
+    ] = None,
     item: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="ID",
             help="An item the user(s) interacted with just now, oldest first; repeatable. "
-            "Without --user: the history of an anonymous visitor."
+            "Without --user: the history of an anonymous visitor.",
         ),
     ] = None,
     k: Annotated[

@@ -18,11 +18,14 @@ from tuijian.cli.common import (
     console,
     fit_and_evaluate,
     item_titles,
-    model_folder,
     options,
+    prepare_table,
+    save_fitted,
+    split_table,
+    staged_folder,
 )
 from tuijian.cli.config import QuickstartOptions
-from tuijian.cli.data_commands import save_prepared, synthetic_split
+from tuijian.cli.data_commands import synthetic_split, write_prepared
 from tuijian.cli.model_commands import compare_table
 from tuijian.data import Columns, Split
 from tuijian.data.synthetic import SEGMENT
@@ -38,6 +41,8 @@ MODELS: dict[str, dict[str, object]] = {
 }
 """Quick classic models and their settings: a baseline, neighbours, a linear autoencoder,
 factors and text."""
+QUICKSTART_MARKER = "data/split.json"
+"""A previous quickstart folder (which a new quickstart --out replaces whole) holds this."""
 K = 10
 N_USERS_SHOWN = 2
 N_HISTORY = 8
@@ -56,23 +61,8 @@ def quickstart_command(
     opts = options(ctx, "quickstart", QuickstartOptions)
     start = time.perf_counter()
     out_dir = opts.out or Path(tempfile.mkdtemp(prefix="tuijian-quickstart-"))
-
-    console.rule("1. data: a synthetic shop, prepared and split")
-    raw, split, report = synthetic_split(opts.scale, seed=0)
-    console.print(
-        f"{raw.interactions.height:,} events (view, cart, buy) by {raw.n_users:,} users on "
-        f"{raw.n_items:,} items; weights view=1, cart=3, buy=5; one row per user-item pair"
-    )
-    save_prepared(split, report, out_dir / "data")
-
-    console.rule(f"2. train {len(MODELS)} models, evaluate on test")
-    outcomes = []
-    for name, settings in MODELS.items():
-        folder = model_folder(out_dir / "models" / name)
-        model = get_model(name, **settings)
-        outcome = fit_and_evaluate(name, model, split, (K,), folder / "train_log.jsonl")
-        outcome.model.save(folder)
-        outcomes.append(outcome)
+    with staged_folder(out_dir, QUICKSTART_MARKER, "quickstart") as staging:
+        split, outcomes = _data_and_models(opts.scale, staging, out_dir)
     console.print(compare_table(outcomes, K))
     console.print(
         f"Full ranking over all {split.train.n_items:,} items; each user's train and valid "
@@ -92,6 +82,31 @@ def quickstart_command(
     console.print("next, try:")
     console.print(f"  tuijian recommend {out_dir / 'models' / best.name} --user {user}")
     console.print(f"  tuijian compare pop ease userknn --data {out_dir / 'data'}")
+
+
+def _data_and_models(scale: str, staging: Path, out: Path) -> tuple[Split, list[Outcome]]:
+    """Steps 1 and 2: the shop prepared into `staging/data`, each model fitted, evaluated and
+    saved into `staging/models/<name>` (with `fit.json`, so `recommend` finds the titles)."""
+    console.rule("1. data: a synthetic shop, prepared and split")
+    raw, split, report = synthetic_split(scale, seed=0)
+    console.print(
+        f"{raw.interactions.height:,} events (view, cart, buy) by {raw.n_users:,} users on "
+        f"{raw.n_items:,} items; weights view=1, cart=3, buy=5; one row per user-item pair"
+    )
+    write_prepared(split, report, staging / "data")
+    console.print(prepare_table(report))
+    console.print(split_table(split))
+
+    console.rule(f"2. train {len(MODELS)} models, evaluate on test")
+    outcomes = []
+    for name, settings in MODELS.items():
+        folder = staging / "models" / name
+        model = get_model(name, **settings)
+        outcome = fit_and_evaluate(name, model, split, (K,), folder / "train_log.jsonl")
+        # fit.json records the data folder where staging/data is about to be swapped in
+        save_fitted(outcome.model, folder, out / "data", outcome.fit_seconds)
+        outcomes.append(outcome)
+    return split, outcomes
 
 
 def _shown_users(split: Split) -> np.ndarray:
@@ -127,7 +142,7 @@ def _show_user(user_idx: int, split: Split, best: Outcome) -> None:
         history.add_row(date, str(row.get(C.event) or ""), item, titles.get(item, ""))
     console.print(history)
 
-    truth = set(split.test.items.id(split.test.matrix[user_idx].indices).astype(str))
+    truth = set(split.test.items.id(split.test.matrix[user_idx].indices).tolist())
     recs = best.model.recommend([user_id], k=K)[0]
     table = Table(
         title=f"{best.name}: top {K} for {user_id} (✓ = one of their held-out test items)",

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -14,9 +14,14 @@ import scipy.sparse as sp
 
 from tuijian.data.columns import Columns
 from tuijian.data.vocabulary import Vocabulary
-from tuijian.errors import DataError
+from tuijian.errors import ConfigError, DataError
 
 C = Columns
+
+Catalogue = Literal["interactions", "features"]
+CATALOGUES: tuple[Catalogue, ...] = ("interactions", "features")
+"""Which items `build_dataset` makes rankable: those of the interactions, or also every item
+of the feature table."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,6 +128,15 @@ class Dataset:
         """Number of distinct users per item."""
         return np.bincount(self.matrix.indices, minlength=self.n_items).astype(np.int64)
 
+    @cached_property
+    def feature_only_items(self) -> list[str]:
+        """Ids of item-feature rows outside the catalogue: metadata that is never ranked (what
+        preparation removed, or items nobody interacted with), kept for a cold-item protocol."""
+        if self.item_features is None:
+            return []
+        ids = self.item_features[C.item_id].cast(pl.Utf8).unique(maintain_order=True)
+        return ids.filter(self.items.lookup(ids).is_null()).to_list()
+
     def with_interactions(self, interactions: pl.DataFrame, name: str | None = None) -> Dataset:
         """A new dataset over the same vocabularies and features with other interactions."""
         return Dataset(
@@ -139,8 +153,8 @@ class Dataset:
         """Interactions with external `user_id` / `item_id` columns in front."""
         inter = self.interactions
         return inter.with_columns(
-            pl.Series(C.user_id, self.users.id(inter[C.user_idx].to_numpy()).astype(str)),
-            pl.Series(C.item_id, self.items.id(inter[C.item_idx].to_numpy()).astype(str)),
+            pl.Series(C.user_id, self.users.id(inter[C.user_idx].to_numpy()).tolist(), pl.Utf8),
+            pl.Series(C.item_id, self.items.id(inter[C.item_idx].to_numpy()).tolist(), pl.Utf8),
         ).select([C.user_id, C.item_id, *inter.columns])
 
     # ---- persistence --------------------------------------------------------------------
@@ -201,23 +215,40 @@ def build_dataset(
     users: Vocabulary | None = None,
     items: Vocabulary | None = None,
     name: str = "dataset",
+    catalogue: Catalogue = "interactions",
 ) -> Dataset:
     """Index an interactions table with external `user_id`/`item_id` into a `Dataset`.
 
-    Vocabularies default to the sorted unique ids of the table (plus feature-table items, so
-    content models can recommend items nobody interacted with). A missing `weight` becomes 1.
+    Vocabularies default to the sorted unique ids of the table: the rankable catalogue is what
+    survived preparation. Feature rows of other items stay in `item_features` as metadata (the
+    content model and the diversity metric look rows up by id and skip them) and are never
+    ranked; `catalogue="features"` makes them rankable too, for callers that rank items nobody
+    interacted with (a cold-item protocol). A missing `weight` becomes 1.
     """
+    if catalogue not in CATALOGUES:
+        raise ConfigError(f"catalogue must be one of {', '.join(CATALOGUES)}, got {catalogue!r}")
+    for table, key in ((item_features, C.item_id), (user_features, C.user_id)):
+        if table is not None and key not in table.columns:
+            raise DataError(f"{name}: a feature table lacks the {key!r} column ({table.columns})")
     for col in (C.user_id, C.item_id):
         if col not in frame.columns:
             raise DataError(f"interactions lack the {col!r} column (have {frame.columns})")
     frame = frame.with_columns(pl.col(C.user_id).cast(pl.Utf8), pl.col(C.item_id).cast(pl.Utf8))
     if C.weight not in frame.columns:
         frame = frame.with_columns(pl.lit(1.0, dtype=pl.Float32).alias(C.weight))
+    weight = frame[C.weight].cast(pl.Float32)
+    bad = (weight <= 0) | weight.is_nan() | weight.is_infinite()
+    if bad.any():  # one rule everywhere: prepare() drops them, a Dataset never holds them
+        row = int(bad.arg_true()[0])
+        raise DataError(
+            f"{name}: {int(bad.sum())} interactions weigh <= 0 or not a finite number (first: "
+            f"row {row}, weight {weight[row]}); prepare() drops rows with weight <= 0"
+        )
     if users is None:
         users = Vocabulary.from_series(frame[C.user_id], name=C.user_id)
     if items is None:
         ids = frame[C.item_id]
-        if item_features is not None and C.item_id in item_features.columns:
+        if catalogue == "features" and item_features is not None:
             ids = pl.concat([ids, item_features[C.item_id].cast(pl.Utf8)])
         items = Vocabulary.from_series(ids, name=C.item_id)
     uidx = users.lookup(frame[C.user_id])
@@ -233,4 +264,5 @@ def build_dataset(
         item_features = item_features.with_columns(pl.col(C.item_id).cast(pl.Utf8))
     if user_features is not None:
         user_features = user_features.with_columns(pl.col(C.user_id).cast(pl.Utf8))
-    return Dataset(users, items, inter, item_features, user_features, name=name)
+    meta = {"catalogue": catalogue}
+    return Dataset(users, items, inter, item_features, user_features, name=name, meta=meta)

@@ -18,18 +18,21 @@ from tuijian.errors import DataError
 
 C = Columns
 _EVENT_WEIGHT = "__event_weight"
+# Rows that count as interactions: weight > 0 (NaN, which polars orders above all, excluded).
+_POSITIVE = (pl.col(C.weight) > 0) & ~pl.col(C.weight).is_nan()
 
 
 class PrepareConfig(BaseModel):
     """Settings of `prepare`; every field maps to one reported step.
 
     `event_weights` maps an event name to the weight of one such event (e.g. buy 5, cart 3,
-    view 1); the row weight becomes that value times any existing `weight`, and rows whose event
-    weighs 0 are dropped. Events missing from the map are an error unless `default_event_weight`
-    is set. `rating_threshold` keeps rows with `rating >= threshold` (implicit feedback from
-    ratings). `aggregate` leaves one row per user-item pair: summed weight, last (max) timestamp,
-    last rating and the strongest event (first among equal weights). The k-core filter repeats
-    until every user and item has at least the minimum number of rows.
+    view 1); the row weight becomes that value times any existing `weight`, and rows whose
+    weight is then <= 0 are dropped. Events missing from the map are an error unless
+    `default_event_weight` is set. `rating_threshold` keeps rows with `rating >= threshold`
+    (implicit feedback from ratings). `aggregate` leaves one row per user-item pair: summed
+    weight, last (max) timestamp, last rating and the strongest event (first among equal
+    weights). The k-core filter repeats until every user and item has at least the minimum
+    number of rows.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -142,7 +145,10 @@ def prepare(
     """Clean an interactions table for training and report what each step removed.
 
     Steps, each recorded even when it changes nothing: `dedupe` (exact duplicate rows),
-    `rating threshold`, `event weights`, `aggregate` (one row per user-item) and `k-core`.
+    `rating threshold`, `event weights`, `positive weights`, `aggregate` (one row per
+    user-item) and `k-core`. A row weighing <= 0 is never an interaction: `event weights` drops
+    the rows whose weight (event weight times any given weight) is <= 0; without event weights,
+    a table with a `weight` column gets the `positive weights` step, which drops them.
     The result always has a Float32 `weight` column; ids are cast to strings.
     """
     config = config or PrepareConfig()
@@ -171,9 +177,14 @@ def prepare(
         frame = frame.filter(pl.col(C.rating) >= config.rating_threshold)
         rec.record("rating threshold", frame, f"rating_threshold={config.rating_threshold}")
 
+    weighted = C.weight in frame.columns
     frame = _weigh(frame, config)
     if config.event_weights is not None:
         rec.record("event weights", frame, _weights_detail(config))
+    elif weighted:
+        # One rule for every source: a row must weigh more than 0 to count as an interaction.
+        frame = frame.filter(_POSITIVE)
+        rec.record("positive weights", frame, "rows with weight <= 0 dropped")
 
     if config.aggregate:
         frame = _aggregate(frame)
@@ -232,7 +243,7 @@ def _weigh(frame: pl.DataFrame, config: PrepareConfig) -> pl.DataFrame:
             )
     return frame.with_columns(
         (pl.col(C.weight) * pl.col(_EVENT_WEIGHT)).cast(pl.Float32).alias(C.weight)
-    ).filter(pl.col(_EVENT_WEIGHT) > 0)
+    ).filter(_POSITIVE)
 
 
 def _aggregate(frame: pl.DataFrame) -> pl.DataFrame:

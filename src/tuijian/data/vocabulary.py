@@ -1,4 +1,9 @@
-"""Vocabulary: a bijection between external ids (strings) and dense indices 0..n-1."""
+"""Vocabulary: a bijection between external ids (strings) and dense indices 0..n-1.
+
+Ids stay variable-length strings end to end (an object array of `str`, a polars String column):
+never a fixed-width numpy text array, which costs ids x longest id x 4 bytes, so one very long
+id would multiply the memory of every id.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +18,14 @@ from tuijian.errors import UnknownIdError
 class Vocabulary:
     """Immutable external id <-> index map; external ids are normalised to strings."""
 
-    __slots__ = ("_ids", "_index", "name")
+    __slots__ = ("_ids", "_index", "_mapping", "name")
 
     def __init__(self, ids: Iterable[object], name: str = "id") -> None:
         arr = np.asarray([str(x) for x in ids], dtype=object)
         self._ids = arr
         self._index = {x: i for i, x in enumerate(arr.tolist())}
         self.name = name
+        self._mapping: pl.DataFrame | None = None
         if len(self._index) != len(arr):
             raise ValueError(f"{name} vocabulary has duplicate ids")
 
@@ -65,9 +71,14 @@ class Vocabulary:
 
     def lookup(self, ids: pl.Series) -> pl.Series:
         """Vectorized index of a column of ids; unknown ids become null."""
-        mapping = pl.DataFrame(
-            {"__id": self._ids.astype(str), "__idx": np.arange(len(self._ids), dtype=np.int64)}
-        )
+        if self._mapping is None:
+            self._mapping = pl.DataFrame(
+                {
+                    "__id": pl.Series(self._ids.tolist(), dtype=pl.Utf8),
+                    "__idx": np.arange(len(self._ids), dtype=np.int64),
+                }
+            )
+        mapping = self._mapping
         frame = pl.DataFrame({"__id": ids.cast(pl.Utf8)})
         return frame.join(mapping, on="__id", how="left", maintain_order="left")["__idx"]
 
@@ -76,9 +87,8 @@ class Vocabulary:
         return self._ids[np.asarray(idx, dtype=np.int64)]
 
     def to_frame(self) -> pl.DataFrame:
-        return pl.DataFrame(
-            {self.name: self._ids.astype(str).tolist()}, schema={self.name: pl.Utf8}
-        )
+        """The ids as a one-column String frame named after the vocabulary."""
+        return pl.DataFrame({self.name: self._ids.tolist()}, schema={self.name: pl.Utf8})
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> Vocabulary:

@@ -263,7 +263,9 @@ def evaluate_ranking(
                 ild = M.intra_list_diversity(top[:, :k], cats)
                 columns[f"diversity@{k}"] = ild
                 summary[f"diversity@{k}"] = float(ild.mean())
-    per_user = pl.DataFrame({Columns.user_id: truth.users.id(users).astype(str), **columns})
+    per_user = pl.DataFrame(
+        {Columns.user_id: pl.Series(truth.users.id(users).tolist(), dtype=pl.Utf8), **columns}
+    )
     proto = {
         "name": "full-ranking",
         "ks": list(ks),
@@ -333,7 +335,9 @@ def evaluate_sampled(
         for k in ks
         for name in ("hit", "ndcg", "mrr")
     }
-    per_case = pl.DataFrame({Columns.user_id: truth.users.id(case_user).astype(str), **columns})
+    per_case = pl.DataFrame(
+        {Columns.user_id: pl.Series(truth.users.id(case_user).tolist(), dtype=pl.Utf8), **columns}
+    )
     per_user = per_case.group_by(Columns.user_id, maintain_order=True).mean()
     summary = {c: float(per_user[c].mean()) for c in columns}
     proto = {
@@ -359,7 +363,10 @@ def evaluate_ratings(model: Recommender, split: Split, *, part: str = "test") ->
     pred = model.predict(users, items)
     actual = inter[Columns.rating].to_numpy().astype(np.float64)
     per_row = pl.DataFrame(
-        {Columns.user_id: truth.users.id(users).astype(str), "sq_error": (pred - actual) ** 2}
+        {
+            Columns.user_id: pl.Series(truth.users.id(users).tolist(), dtype=pl.Utf8),
+            "sq_error": (pred - actual) ** 2,
+        }
     )
     summary = {"rmse": M.rmse(pred, actual), "mae": M.mae(pred, actual)}
     proto = {"name": "rating-prediction", "part": part, "n": len(actual), "split": split.protocol}

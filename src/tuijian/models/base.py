@@ -73,7 +73,7 @@ class ItemList:
     def to_frame(self) -> pl.DataFrame:
         return pl.DataFrame(
             {
-                Columns.item_id: self.ids.astype(str).tolist(),
+                Columns.item_id: [str(x) for x in self.ids.tolist()],
                 Columns.score: self.scores.astype(np.float64),
                 Columns.rank: np.arange(1, len(self.ids) + 1),
             }

@@ -19,8 +19,10 @@ and never executes anything read from the folder.
 from __future__ import annotations
 
 import json
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -40,6 +42,57 @@ _LEGACY_PACKED = {"rating_stats_": ("rating_mean_", "rating_min_", "rating_max_"
 # Format 1 kept the training weights only where a model used them; elsewhere `seen_` stands in.
 _LEGACY_FROM_SEEN = ("user_items_",)
 SCALAR_TYPES = (bool, int, float, str, type(None))
+_T = TypeVar("_T")
+# What a truncated, empty or hand-edited file raises from json, numpy / zip, scipy and parquet.
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    zipfile.BadZipFile,
+    pl.exceptions.PolarsError,
+)
+
+
+def corrupt(path: Path, reason: str) -> DataError:
+    """The one error of a model folder that cannot be read back."""
+    return DataError(f"model folder {path} is incomplete/corrupt: {reason}")
+
+
+def read_part(path: Path, name: str, read: Callable[[Path], _T]) -> _T:
+    """`read(path / name)`; a missing or unreadable file raises `corrupt` naming it."""
+    file = path / name
+    if not file.is_file():
+        raise corrupt(path, f"{name} is missing")
+    if file.stat().st_size == 0:
+        raise corrupt(path, f"{name} is empty")
+    try:
+        return read(file)
+    except _READ_ERRORS as err:
+        message = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise corrupt(path, f"cannot read {name} ({message})") from None
+
+
+def _json(file: Path) -> dict[str, Any]:
+    value = json.loads(file.read_text())
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+def _npz(file: Path) -> dict[str, np.ndarray]:
+    with np.load(file, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def _sparse(file: Path) -> sp.csr_matrix:
+    return sp.load_npz(file).tocsr()
+
+
+def _vocabulary(file: Path) -> Vocabulary:
+    return Vocabulary.from_frame(pl.read_parquet(file))
 
 
 def split_state(
@@ -94,23 +147,24 @@ def read_meta(path: Path) -> dict[str, Any]:
     """The `config.json` of a saved model folder, with its format checked."""
     if not (path / "config.json").is_file():
         raise DataError(f"{path}: not a saved model folder (no config.json)")
-    meta = json.loads((path / "config.json").read_text())
+    meta = read_part(path, "config.json", _json)
     fmt = meta.get("format")
     if fmt not in (MODEL_FORMAT, LEGACY_FORMAT):
         raise DataError(
             f"{path}: saved in format {fmt!r}; this version of tuijian reads {MODEL_FORMAT!r} "
             f"and {LEGACY_FORMAT!r}: fit and save the model again"
         )
+    if not isinstance(meta.get("model"), str) or not isinstance(meta.get("config"), dict):
+        raise corrupt(path, "config.json lacks the 'model' name or the 'config' settings")
     return meta
 
 
 def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
     """The dense arrays a model folder saved (learned arrays and `module.*` tensors)."""
     path = Path(path)
-    if not (path / "state.npz").is_file():
+    if not (path / "state.npz").is_file() and not (path / "config.json").is_file():
         raise DataError(f"{path}: not a saved model folder (no state.npz)")
-    with np.load(path / "state.npz", allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
+    return read_part(path, "state.npz", _npz)
 
 
 def read_state(path: Path, fmt: str) -> dict[str, Any]:
@@ -118,15 +172,18 @@ def read_state(path: Path, fmt: str) -> dict[str, Any]:
     state: dict[str, Any] = read_arrays(path)
     if fmt == LEGACY_FORMAT:
         for p in path.glob("sparse.*.npz"):
-            state[p.name[len("sparse.") : -len(".npz")]] = sp.load_npz(p).tocsr()
+            state[p.name[len("sparse.") : -len(".npz")]] = read_part(path, p.name, _sparse)
         for packed, names in _LEGACY_PACKED.items():
             if packed in state:
                 state.update(zip(names, state.pop(packed).tolist(), strict=True))
         return state
-    manifest = json.loads((path / "state.json").read_text())
-    for key in manifest["sparse"]:
-        state[key] = sp.load_npz(path / f"sparse.{key}.npz").tocsr()
-    state.update(manifest["scalars"])
+    manifest = read_part(path, "state.json", _json)
+    names, scalars = manifest.get("sparse"), manifest.get("scalars")
+    if not isinstance(names, list) or not isinstance(scalars, dict):
+        raise corrupt(path, "state.json lacks the 'sparse' names or the 'scalars'")
+    for key in names:
+        state[key] = read_part(path, f"sparse.{key}.npz", _sparse)
+    state.update(scalars)
     return state
 
 
@@ -148,9 +205,15 @@ def load_model(path: str | Path, expected: type[Recommender] | None = None) -> R
     if meta["format"] == LEGACY_FORMAT:  # run settings of that format moved to the Trainer
         config = {k: v for k, v in config.items() if k in model_cls.config_class.model_fields}
     model = model_cls(**config)
-    model.users_ = Vocabulary.from_frame(pl.read_parquet(path / "users.parquet"))
-    model.items_ = Vocabulary.from_frame(pl.read_parquet(path / "items.parquet"))
-    model.seen_ = sp.load_npz(path / "seen.npz").tocsr()
+    model.users_ = read_part(path, "users.parquet", _vocabulary)
+    model.items_ = read_part(path, "items.parquet", _vocabulary)
+    model.seen_ = read_part(path, "seen.npz", _sparse)
+    if model.seen_.shape != (len(model.users_), len(model.items_)):
+        raise corrupt(
+            path,
+            f"seen.npz is {model.seen_.shape[0]} x {model.seen_.shape[1]}, the vocabularies "
+            f"{len(model.users_)} users x {len(model.items_)} items",
+        )
     state = read_state(path, meta["format"])
     if meta["format"] == LEGACY_FORMAT:
         for name in _LEGACY_FROM_SEEN:

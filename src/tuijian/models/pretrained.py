@@ -148,7 +148,7 @@ def align_rows(
             f"pre-trained {name!r} has shape {array.shape}; expected ({len(source)}, "
             f"{', '.join(map(str, initial.shape[1:]))}) for {len(source)} {source.name} rows"
         )
-    idx = source.lookup(pl.Series(target.ids.astype(str))).to_numpy()
+    idx = source.lookup(pl.Series(target.ids.tolist(), dtype=pl.Utf8)).to_numpy()
     present = ~np.isnan(idx.astype(np.float64))
     if not present.any():
         raise ConfigError(f"pre-trained {name!r}: no {source.name} in common with the model")

@@ -101,6 +101,7 @@ def rank(
 ) -> Ranking:
     """Top-k items of every query: score, hide the history (when `exclude_seen`), the query's
     exclusions and non-candidates, then `topk_ordered`; k is clipped to the catalogue.
+    NaN scores count as -inf (such items are ranked like hidden ones, never first).
     `on_block`, when given, sees every masked block before its top-k (see `BlockHook`)."""
     n_q, n_items = len(queries), model.n_items
     k_eff = max(0, min(int(k), n_items))
@@ -113,6 +114,7 @@ def rank(
         cols = _columns(batch)
         with torch.no_grad():
             block = model.score_queries(batch, cols)  # (b, n_cols)
+        block.masked_fill_(torch.isnan(block), -torch.inf)  # a NaN score never ranks first
         seen = batch.history if exclude_seen else None
         hidden = [m for m in (batch.exclude, seen) if m is not None and m.nnz]
         if hidden:

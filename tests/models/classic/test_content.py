@@ -18,7 +18,7 @@ def _data(features: pl.DataFrame | None) -> Dataset:
     frame = pl.DataFrame(
         {C.user_id: ["u0", "u0", "u1"], C.item_id: ["a", "b", "b"], C.weight: [3.0, 1.0, 1.0]}
     )
-    return build_dataset(frame, item_features=features)
+    return build_dataset(frame, item_features=features, catalogue="features")  # c is cold
 
 
 FEATURES = pl.DataFrame(

@@ -24,7 +24,7 @@ def _frame() -> pl.DataFrame:
 
 def _data() -> Dataset:
     features = pl.DataFrame({C.item_id: ["a", "b", "c", "d"], C.title: ["a", "b", "c", "d"]})
-    return build_dataset(_frame(), item_features=features)
+    return build_dataset(_frame(), item_features=features, catalogue="features")
 
 
 def test_pop_counts_distinct_users() -> None:
@@ -69,7 +69,7 @@ def test_random_scores_uniform_and_independent_of_batch() -> None:
 def test_random_scores_look_uniform() -> None:
     frame = pl.DataFrame({C.user_id: [f"u{u}" for u in range(500)], C.item_id: ["a"] * 500})
     features = pl.DataFrame({C.item_id: [f"i{j}" for j in range(40)], C.title: ["x"] * 40})
-    data = build_dataset(frame, item_features=features)
+    data = build_dataset(frame, item_features=features, catalogue="features")
     scores = Random().fit(data).score(np.arange(data.n_users))  # 500 x 41 draws
     counts = np.histogram(scores, bins=10, range=(0, 1))[0]
     assert abs(float(scores.mean()) - 0.5) < 0.01

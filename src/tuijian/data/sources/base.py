@@ -32,11 +32,23 @@ FEATURE_DTYPES: Final[dict[str, pl.DataType]] = {
 }
 """The dtype of the well-known item feature columns."""
 
+MAX_ID_LENGTH: Final = 1024
+"""Longest user / item id accepted, in characters; a longer one is rejected with its line."""
+
+MISSING_WORDS: Final = frozenset({"nan", "null", "none", "na", "n/a", "<na>"})
+"""Id spellings (any case) that mean a missing value: such an id is rejected like an empty one."""
+
 SPLIT_PARTS: Final = ("train", "valid", "test")
 ROW: Final = "__row"
 """Column of original row positions that some helpers add, for error locations."""
 
 _TIMESTAMP_UNITS: Final = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+TIMESTAMP_UNIT_CHOICES: Final = (*_TIMESTAMP_UNITS, "auto", "raw")
+"""Values of a loader's `timestamp_unit`: a unit, `auto` (the unit that puts every value in
+TIMESTAMP_RANGE) or `raw` (numbers kept as they are, unchecked: logical clocks, old history)."""
+TIMESTAMP_RANGE: Final = (0, 4_102_444_800)
+"""Plausible unix seconds, 1970-01-01 up to (excluded) 2100-01-01; others are rejected with
+their line unless `timestamp_unit="raw"`."""
 _DATETIME_FORMATS: Final = (
     "%Y-%m-%d %H:%M:%S%.f%z",
     "%Y-%m-%d %H:%M:%S%.f",
@@ -109,6 +121,12 @@ def _check_interactions(frame: pl.DataFrame, where: str) -> None:
     nulls = {c: n for c, n in zip(frame.columns, frame.null_count().row(0), strict=True) if n}
     if nulls:
         raise DataError(f"{where}: missing values in interactions {nulls}")
+    origin = Origin(where)
+    for col in (C.user_id, C.item_id):
+        check_ids(frame[col], origin, col)
+    for col in (C.rating, C.weight):
+        if col in frame.columns:
+            check_finite(frame[col], origin, col)
 
 
 def _check_features(frame: pl.DataFrame, key: str, where: str) -> None:
@@ -285,9 +303,81 @@ def check_parsed(
     pos = int(bad.arg_true()[0])
     where = origin.at(int(rows[pos]) if rows is not None else pos)
     value = raw[pos]
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if value is None or value != value or (isinstance(value, str) and not value.strip()):
         raise DataError(f"{where}: column {label!r} has no value")
     raise DataError(f"{where}: column {label!r}: cannot parse {value!r} as {kind}")
+
+
+def _timestamps(
+    raw: pl.Series, unit: str, origin: Origin, label: str, rows: pl.Series
+) -> pl.Series:
+    """Parsed timestamps in `unit` (see TIMESTAMP_UNIT_CHOICES), checked against TIMESTAMP_RANGE.
+
+    A value outside the range raises DataError at its line; when the value would be plausible
+    in a finer unit (milliseconds read as seconds), the message names that `timestamp_unit`.
+    """
+    if unit not in TIMESTAMP_UNIT_CHOICES:
+        raise ConfigError(f"timestamp unit {unit!r} is not one of {list(TIMESTAMP_UNIT_CHOICES)}")
+    if unit == "raw":
+        return parse_timestamps(raw, "s")
+    low, high = TIMESTAMP_RANGE
+    units = list(_TIMESTAMP_UNITS) if unit == "auto" else [unit]
+    for candidate in units:
+        parsed = parse_timestamps(raw, candidate)
+        values = parsed.drop_nulls()
+        if values.is_empty() or (values.min() >= low and values.max() < high):  # type: ignore[operator]
+            return parsed
+    bad = ((parsed < low) | (parsed >= high)).fill_null(False)
+    pos = int(bad.arg_true()[0])
+    where = f"{origin.at(int(rows[pos]))}: column {label!r}: timestamp {raw[pos]!r}"
+    if unit == "auto":
+        raise DataError(f"{where} is not a plausible time (1970 to 2100) in any unit s, ms, us, ns")
+    seconds, scale = int(parsed[pos]), _TIMESTAMP_UNITS[unit]
+    finer = [
+        u for u, f in _TIMESTAMP_UNITS.items() if f > scale and low <= seconds * scale // f < high
+    ]
+    numeric = raw.dtype.is_numeric() or str(raw[pos]).strip().replace(".", "", 1).isdigit()
+    if seconds >= high and finer and numeric:
+        hint = f"timestamp_unit={finer[0]} (--option timestamp_unit={finer[0]})"
+        raise DataError(f"{where} is after 2100 read as {unit}; it looks like {finer[0]}: {hint}")
+    when = "before 1970" if seconds < low else "after 2100"
+    raise DataError(
+        f"{where} is {when}; fix the column or keep such values with timestamp_unit=raw"
+        " (--option timestamp_unit=raw)"
+    )
+
+
+def check_ids(ids: pl.Series, origin: Origin, label: str, rows: pl.Series | None = None) -> None:
+    """Raise DataError at the first id that spells a missing value or exceeds MAX_ID_LENGTH."""
+    text = ids.cast(pl.Utf8)
+    missing = text.str.strip_chars().str.to_lowercase().is_in(sorted(MISSING_WORDS))
+    long = text.str.len_chars() > MAX_ID_LENGTH
+    for bad, reason in ((missing, "missing"), (long, "long")):
+        if not bad.any():
+            continue
+        pos = int(bad.arg_true()[0])
+        where = origin.at(int(rows[pos]) if rows is not None else pos)
+        if reason == "missing":
+            raise DataError(
+                f"{where}: column {label!r} has no value (an id written {text[pos]!r} is missing)"
+            )
+        raise DataError(
+            f"{where}: column {label!r}: an id of {len(text[pos]):,} characters is longer than "
+            f"the limit of {MAX_ID_LENGTH}"
+        )
+
+
+def check_finite(
+    values: pl.Series, origin: Origin, label: str, rows: pl.Series | None = None
+) -> None:
+    """Raise DataError at the first NaN or infinite number of a numeric column."""
+    if not values.dtype.is_float():
+        return
+    bad = values.is_nan() | values.is_infinite()
+    if bad.any():
+        pos = int(bad.arg_true()[0])
+        where = origin.at(int(rows[pos]) if rows is not None else pos)
+        raise DataError(f"{where}: column {label!r}: {values[pos]} is not a finite number")
 
 
 _KIND: Final = {
@@ -330,9 +420,13 @@ def build_interactions(
         if ours in mapping:
             raw = frame[mapping[ours]].alias(ours)
             if ours == C.timestamp:
-                parsed = parse_timestamps(raw, unit)
+                parsed = _timestamps(raw, unit, origin, mapping[ours], frame[ROW])
             else:
                 parsed = parse_column(raw, INTERACTION_DTYPES[ours])
             check_parsed(raw, parsed, origin, mapping[ours], _KIND[ours], frame[ROW])
+            if ours in (C.user_id, C.item_id):
+                check_ids(parsed, origin, mapping[ours], frame[ROW])
+            elif ours in (C.rating, C.weight):
+                check_finite(parsed, origin, mapping[ours], frame[ROW])
             out.append(parsed.cast(INTERACTION_DTYPES[ours]))
     return pl.DataFrame(out + [frame[name] for name in keep])
