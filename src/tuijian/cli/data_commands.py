@@ -56,7 +56,13 @@ def loader_options(fmt: str, values: dict[str, Any]) -> dict[str, Any]:
     if fmt not in LOADERS:
         raise ConfigError(f"unknown data format {fmt!r}; valid formats: {', '.join(FORMATS)}")
     hints = typing.get_type_hints(LOADERS[fmt])
-    columns = dict(coerce(values.get("columns"), dict[str, Any] | None) or {})
+    given = coerce(values.get("columns"), dict[str, Any] | None)
+    if given is not None and not isinstance(given, dict):
+        raise ConfigError(
+            f"--option columns={values['columns']!r} is not a mapping; give "
+            "columns={'user_id': 'userId'} or one --option user_id=userId per column"
+        )
+    columns = dict(given or {})
     out: dict[str, Any] = {}
     for key, value in values.items():
         if key == "columns":

@@ -239,10 +239,11 @@ def evaluate_ranking(
     scored = tuple(m for m in names if m in M.SCORE_METRICS)
     blocks = BlockMetrics(scored, binary(truth.matrix)[users]) if scored else None
     names = tuple(m for m in names if m in M.RANKING_METRICS)
+    width = min(ks[-1], truth.n_items)  # lists are clipped to the catalogue: no wider matrices
     if history is None:
-        users, top, hits = rank_users(model, truth, hidden, ks[-1], users, blocks)
+        users, top, hits = rank_users(model, truth, hidden, width, users, blocks)
     else:
-        users, top, hits = rank_histories(model, truth, history, hidden, ks[-1], users, blocks)
+        users, top, hits = rank_histories(model, truth, history, hidden, width, users, blocks)
     n_truth = np.diff(binary(truth.matrix).indptr)[users]
     columns: dict[str, np.ndarray] = {}
     for k in ks:

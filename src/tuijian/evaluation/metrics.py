@@ -14,7 +14,15 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-_DISCOUNT = 1.0 / np.log2(np.arange(2, 100_002, dtype=np.float64))
+
+def _discount(n: int) -> np.ndarray:
+    """The DCG discounts 1 / log2(rank + 1) of ranks 1..n (any n: k is not bounded)."""
+    return 1.0 / np.log2(np.arange(2, n + 2, dtype=np.float64))
+
+
+def _at_most(n_truth: np.ndarray, k: int) -> np.ndarray:
+    """min(n_truth, k) elementwise, for a k of any size (no overflow of n_truth's dtype)."""
+    return np.minimum(n_truth, min(k, int(n_truth.max(initial=0))))
 
 
 def precision(hits: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarray:
@@ -30,7 +38,7 @@ def recall(hits: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarray:
 def recall_capped(hits: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarray:
     """Recall with denominator min(k, n_truth), so a perfect list scores 1 even when the user
     has more than k relevant items: Recall@R of Liang et al. 2018 (Mult-VAE), section 4.2."""
-    return hits[:, :k].sum(axis=1) / np.maximum(np.minimum(n_truth, k), 1)
+    return hits[:, :k].sum(axis=1) / np.maximum(_at_most(n_truth, k), 1)
 
 
 def hit_rate(hits: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarray:
@@ -40,8 +48,10 @@ def hit_rate(hits: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarray:
 
 def ndcg(hits: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarray:
     """Binary-relevance NDCG; the ideal DCG places min(n_truth, k) hits first."""
-    dcg = hits[:, :k] @ _DISCOUNT[:k]
-    ideal = np.concatenate([[0.0], np.cumsum(_DISCOUNT[:k])])[np.minimum(n_truth, k)]
+    top = hits[:, :k]
+    dcg = top @ _discount(top.shape[1])
+    n_ideal = _at_most(n_truth, k)
+    ideal = np.concatenate([[0.0], np.cumsum(_discount(int(n_ideal.max(initial=0))))])[n_ideal]
     return np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)
 
 
@@ -56,7 +66,7 @@ def average_precision(hits: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarr
     """AP@k: mean of precision@i at each hit i, over min(n_truth, k)."""
     h = hits[:, :k].astype(np.float64)
     prec_at = np.cumsum(h, axis=1) / np.arange(1, h.shape[1] + 1)
-    denom = np.minimum(n_truth, k).astype(np.float64)
+    denom = _at_most(n_truth, k).astype(np.float64)
     return np.divide((prec_at * h).sum(axis=1), denom, out=np.zeros(len(h)), where=denom > 0)
 
 

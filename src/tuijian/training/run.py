@@ -42,10 +42,38 @@ class RunOptions(BaseModel):
     @classmethod
     def _device(cls, value: str) -> str:
         try:
-            torch.device(value)
+            device = torch.device(value)
         except (RuntimeError, TypeError) as exc:
             raise ValueError(f"not a torch device: {value!r} ({exc})") from None
+        missing = device_missing(device)
+        if missing:
+            raise ValueError(missing)
         return value
+
+
+def device_missing(device: torch.device) -> str | None:
+    """Why this torch build or machine cannot run on `device` (None when it can)."""
+    if device.type == "cpu":
+        return None
+    if device.type == "cuda":
+        if torch.version.cuda is None:
+            return (
+                f"device {str(device)!r} needs a CUDA build of torch; this one is "
+                f"{torch.__version__} without CUDA: install one from "
+                "https://pytorch.org/get-started/locally/ or use --device cpu"
+            )
+        count = torch.cuda.device_count()
+        if (device.index is None and count) or (device.index is not None and device.index < count):
+            return None
+        return f"device {str(device)!r} is not available: this machine has {count} CUDA device(s)"
+    backend = getattr(torch.backends, device.type, None) or getattr(torch, device.type, None)
+    available = getattr(backend, "is_available", None)
+    if available is not None and available():
+        return None
+    return (
+        f"device {str(device)!r} is not available in this torch build ({torch.__version__}) "
+        "on this machine; use --device cpu"
+    )
 
 
 def build_run_options(**values: object) -> RunOptions:

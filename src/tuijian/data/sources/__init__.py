@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
+
+from pydantic import TypeAdapter, ValidationError
 
 from tuijian.data.sources.base import RawData
 from tuijian.data.sources.lightgcn import load_lightgcn
@@ -51,8 +54,25 @@ def load(format: str, path: str | Path, **options: Any) -> RawData:
         raise ConfigError(
             f"format {format!r} does not take option(s) {unknown}; it takes {accepted or 'none'}"
         )
-    raw = loader(path, **options)
+    raw = loader(path, **_typed_options(format, loader, options))
     return replace(raw, name=str(name)) if name is not None else raw
+
+
+def _typed_options(format: str, loader: Callable[..., RawData], options: dict[str, Any]) -> dict:
+    """`options` checked against the loader's parameter types (a bad value is one ConfigError
+    naming the option, e.g. `has_header='maybe'`, instead of an error deep in a reader)."""
+    hints = typing.get_type_hints(loader)
+    out = {}
+    for key, value in options.items():
+        try:
+            out[key] = TypeAdapter(hints.get(key, Any)).validate_python(value)
+        except ValidationError:
+            hint = hints.get(key, Any)
+            want = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+            raise ConfigError(
+                f"format {format!r}: option {key}={value!r} is not a valid {want}"
+            ) from None
+    return out
 
 
 __all__ = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +163,8 @@ def _check_split(parts: dict[str, pl.DataFrame], whole: pl.DataFrame, where: str
 # ---- files ------------------------------------------------------------------------------------
 def require_file(path: Path, what: str = "file") -> Path:
     """Return `path` if it is a file, else raise DataError naming it."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; expected a {what} (give a file in it)")
     if not path.is_file():
         hint = f" (folder holds {sorted(p.name for p in path.parent.iterdir())[:20]})"
         raise DataError(f"{what} not found: {path}" + (hint if path.parent.is_dir() else ""))
@@ -171,11 +174,32 @@ def require_file(path: Path, what: str = "file") -> Path:
 def read_text(path: Path, encoding: str = "utf-8") -> str:
     """The decoded text of a file; a file that is not valid in `encoding` raises DataError."""
     require_file(path)
+    return decode(path.read_bytes(), path, encoding)
+
+
+def check_encoding(encoding: str) -> str:
+    """`encoding` if Python knows it, else a ConfigError naming the option."""
     try:
-        return path.read_bytes().decode(encoding)
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ConfigError(
+            f"unknown text encoding {encoding!r} (--option encoding=...: e.g. utf-8, latin-1, "
+            "cp1252, gbk)"
+        ) from None
+    return encoding
+
+
+def decode(data: bytes, path: Path, encoding: str = "utf-8") -> str:
+    """`data` (the bytes of `path`) decoded; invalid text raises DataError with its line."""
+    try:
+        return data.decode(check_encoding(encoding))
     except UnicodeDecodeError as err:
-        reason = f"{err.reason} at byte {err.start}"
-        raise DataError(f"{path}: not valid {encoding} text ({reason})") from None
+        line = data.count(b"\n", 0, err.start) + 1
+        bad = data[err.start : err.end].hex(" ")
+        hint = "; if the file is in another encoding, give it: --option encoding=latin-1"
+        raise DataError(
+            f"{path}, line {line}: not valid {encoding} text (byte(s) {bad}: {err.reason}){hint}"
+        ) from None
 
 
 def read_delimited(
@@ -189,11 +213,16 @@ def read_delimited(
 ) -> pl.DataFrame:
     """Read a delimited text file with every column as Utf8, so values are parsed and checked
     later with line numbers. Blank lines become all-null rows (which keeps row i at line i)."""
+    if not separator or separator in ("\n", "\r", quote_char):
+        raise ConfigError(
+            f"separator {separator!r} cannot separate columns (--option separator=...: e.g. "
+            "',', ';', tab)"
+        )
     require_file(path)
     data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
-    if encoding.lower().replace("-", "") not in ("utf8", "ascii"):
-        data = read_text(path, encoding).encode()
-    if len(separator) > 1:
+    if codecs.lookup(check_encoding(encoding)).name != "utf-8":
+        data = decode(data, path, encoding).encode()
+    if len(separator.encode()) > 1:  # polars takes one byte: others become \x1f
         data = data.replace(separator.encode(), b"\x1f")
         separator = "\x1f"
     try:
@@ -209,11 +238,41 @@ def read_delimited(
     except pl.exceptions.NoDataError:
         raise DataError(f"{path}: file is empty") from None
     except pl.exceptions.PolarsError as err:
-        message = str(err).splitlines()[0]
-        raise DataError(f"{path}: cannot read as delimited text: {message}") from None
+        decode(data, path)  # invalid UTF-8: the line of the first bad byte
+        ragged = _ragged_line(data.decode(), separator, has_header, names, quote_char)
+        message = ragged or f"cannot read as delimited text: {str(err).splitlines()[0]}"
+        raise DataError(f"{path}{message}" if ragged else f"{path}: {message}") from None
     if frame.height == 0:
         raise DataError(f"{path}: file has no data rows")
     return frame
+
+
+def _ragged_line(
+    text: str, separator: str, has_header: bool, names: list[str] | None, quote: str | None
+) -> str | None:
+    """', line N: ...' for the first line with more fields than the header (or `names`)."""
+    rows = csv.reader(
+        io.StringIO(text),
+        delimiter=separator,
+        quotechar=quote or '"',
+        quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE,
+    )
+    width = len(names) if names else None
+    try:
+        for row in rows:
+            if width is None:
+                width = len(row)
+                if has_header:
+                    continue
+            if len(row) > width:
+                return (
+                    f", line {rows.line_num}: {len(row)} fields, but the "
+                    f"{'header has' if not names and has_header else 'rows have'} {width}"
+                    f" (separator {separator!r})"
+                )
+    except csv.Error:
+        return None
+    return None
 
 
 def drop_blank_rows(frame: pl.DataFrame) -> pl.DataFrame:

@@ -19,6 +19,8 @@ from tuijian.data.sources.base import (
     check_parsed,
     parse_column,
     read_delimited,
+    read_text,
+    require_file,
 )
 from tuijian.errors import ConfigError, DataError
 
@@ -84,6 +86,8 @@ def load_csv(
     frame = read_delimited(
         path, separator=separator, has_header=has_header, names=names, encoding=encoding
     )
+    if frame.width == 1:
+        _one_column(path, frame.columns[0] if has_header else None, separator)
     mapping = resolve_mapping(columns, frame.columns)
     origin = Origin(str(path), first_line=2 if has_header else 1)
     inter = build_interactions(frame, mapping, origin, unit=timestamp_unit)
@@ -94,6 +98,26 @@ def load_csv(
         user_features=sides.table(C.user_id, user_features, users),
         name=_stem(path),
     )
+
+
+def _one_column(path: Path, header: str | None, separator: str) -> None:
+    """Raise DataError for a file read as one column: interactions need a user and an item, so
+    the separator is wrong; the message names the likeliest one."""
+    text = header if header is not None else read_text(path)[:4096].split("\n")[0]
+    counts = {sep: text.count(sep) for sep in SEPARATORS if sep != separator}
+    best = max(counts, key=lambda sep: counts[sep])
+    shown = "\\t" if best == "\t" else best
+    hint = (
+        f"it looks separated by {best!r}: --option separator='{shown}'"
+        if counts[best]
+        else "give the separator: --option separator=..."
+    )
+    what = f"the header {text[:80]!r}" if header is not None else f"line 1 {text[:80]!r}"
+    raise DataError(f"{path}: {what} parses as one column with separator {separator!r}; {hint}")
+
+
+SEPARATORS = (",", ";", "\t", "|", " ", ":")
+"""Separators `_one_column` looks for in a file read as one column."""
 
 
 def load_parquet(
@@ -125,8 +149,7 @@ def load_parquet(
 
 def _read_parquet(path: Path) -> pl.DataFrame:
     """A Parquet file as a polars frame, or a DataError naming the file."""
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
+    require_file(path)
     try:
         table = pq.read_table(path)
     except Exception as err:
