@@ -16,6 +16,7 @@ from tests.training.toy import ToyMF
 from tuijian.data import Split, random_split
 from tuijian.errors import ConfigError, DataError
 from tuijian.models.neural import TorchRecommender
+from tuijian.models.registry import get_model
 from tuijian.training import EpochRecord, Trainer, TrainingHistory
 from tuijian.training import trainer as trainer_module
 
@@ -68,9 +69,12 @@ def test_history_records_every_epoch(split: Split) -> None:
     assert history.to_dict()["epochs"][0]["epoch"] == 0
 
 
-def scripted_validation(monkeypatch: pytest.MonkeyPatch, scores: list[float]) -> None:
-    """Make the Trainer's validation return `scores` in order."""
+def scripted_validation(
+    monkeypatch: pytest.MonkeyPatch, scores: list[float], baseline: float = 0.0
+) -> None:
+    """Make the Trainer's validation return `scores` in order, popularity's `baseline`."""
     queue = iter(scores)
+    monkeypatch.setattr(Trainer, "_baseline", lambda self, train, valid, metric: baseline)
 
     def fake(self: Trainer, model: Any, train: Any, valid: Any, metric: Any, record: Any) -> float:
         record.valid = {"ndcg@10": next(queue)}
@@ -107,6 +111,27 @@ def test_patience_zero_stops_at_the_first_stale_evaluation(
     scripted_validation(monkeypatch, [0.1, 0.2, 0.2, 0.3])
     _, history = fit(split, epochs=4, patience=0)
     assert len(history.epochs) == 3 and history.best_epoch == 1  # ties do not improve
+
+
+def test_patience_counts_only_once_the_model_beats_popularity(
+    split: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 0.21 beats popularity's 0.2 but not clearly (LEFT_START): 0.12 and 0.11 are not stale
+    scripted_validation(monkeypatch, [0.1, 0.21, 0.12, 0.11, 0.3, 0.25, 0.2, 0.4], baseline=0.2)
+    _, history = fit(split, epochs=10, patience=2)
+    assert history.stopped_by == "early_stopping" and history.baseline_score == 0.2
+    assert len(history.epochs) == 7 and history.best_epoch == 4
+
+
+def test_a_model_that_never_beats_popularity_trains_to_the_last_epoch(split: Split) -> None:
+    _, history = fit(split, epochs=5, patience=1, lr=1e-9)  # frozen at its random start
+    pop = get_model("pop").fit(split.train)
+    res = trainer_module.evaluate_ranking(
+        pop, split.valid, exclude=[split.train], ks=(10,), metrics=("ndcg",)
+    )
+    assert history.baseline_score == pytest.approx(res.summary["ndcg@10"])
+    assert history.best_score is not None and history.best_score < history.baseline_score
+    assert history.stopped_by == "max_epochs" and len(history.epochs) == 5
 
 
 def test_eval_every_validates_on_schedule_and_after_the_last_epoch(split: Split) -> None:

@@ -37,6 +37,8 @@ class TrainingHistory:
     best_score: float | None = None
     stopped_by: str = "max_epochs"
     seconds: float = 0.0  # wall time of the fit (of this process, after a resume)
+    # The popularity ranking's validation score: patience counts only once a fit beats it.
+    baseline_score: float | None = None
 
     @property
     def train_seconds(self) -> float:
@@ -52,6 +54,7 @@ class TrainingHistory:
             "best_epoch": self.best_epoch,
             "best_score": self.best_score,
             "stopped_by": self.stopped_by,
+            "baseline_score": self.baseline_score,
             "seconds": self.seconds,
             "train_seconds": self.train_seconds,
             "valid_seconds": self.valid_seconds,

@@ -31,6 +31,9 @@ EpochCallback = Callable[["TorchRecommender", "EpochRecord"], "bool | None"]
 # Batches between two checks that the loss is finite (each check waits for the device).
 FINITE_CHECK_EVERY = 256
 StateDict = dict[str, torch.Tensor]
+# A model has left its starting point once its best validation beats popularity's by this
+# factor; until then patience does not count (a popularity-like list is where training starts).
+LEFT_START = 1.1
 
 
 @dataclass
@@ -111,8 +114,12 @@ class Trainer:
     Validation ranks all items for every valid user (train items excluded) after every
     `eval_every` epochs and after the last one; training stops after `patience` evaluations in
     a row without a better `valid_metric` (at the first one when `patience` is 0), and the best
-    evaluation's weights are restored at the end. The validation metric is any evaluator metric:
-    METRIC@K of the ranking metrics, `auc` or `logloss` (lower is better).
+    evaluation's weights are restored at the end. Patience only starts to count once the model
+    has clearly beaten the popularity ranking on validation (by `LEFT_START` times
+    `history.baseline_score`): a model still at its starting point, a popularity-like list, is
+    not stopped there but trained on, up to `epochs` or the time budget. The validation metric
+    is any evaluator metric: METRIC@K of the ranking metrics, `auc` or `logloss` (lower is
+    better).
 
     Args:
         device, threads, max_seconds, precision: the run's settings; see `RunOptions`.
@@ -192,6 +199,8 @@ class Trainer:
         start_epoch = 0
         if self.resume and self.checkpoint_dir and (self.checkpoint_dir / "last.pt").is_file():
             start_epoch = self._load_checkpoint(model, optimizer, schedule, run)
+        if valid is not None and metric[0] not in LOWER_IS_BETTER:
+            self.history.baseline_score = self._baseline(train, valid, metric)
         self._start_log()
         with self._progress() as bar:
             task = bar.add_task(model.name or type(model).__name__, total=cfg.epochs, info="")
@@ -243,7 +252,7 @@ class Trainer:
             if improves(metric[0], score, history.best_score):
                 history.best_score, history.best_epoch = score, record.epoch
                 run.best_state, run.stale = snapshot(model.module_), 0
-            else:
+            elif self._left_start():
                 run.stale += 1
         t0 = time.perf_counter()
         stop_asked = any([bool(callback(model, record)) for callback in self.callbacks])
@@ -310,21 +319,42 @@ class Trainer:
             )
         return float(values.mean())
 
+    def _left_start(self) -> bool:
+        """Whether the best validation so far clearly beats popularity (or there is no baseline)."""
+        base, best = self.history.baseline_score, self.history.best_score
+        return base is None or (best is not None and best > LEFT_START * base)
+
+    def _baseline(self, train: Dataset, valid: Validation, metric: tuple[str, int | None]) -> float:
+        """The popularity ranking's `valid_metric`: where a model that learned nothing is."""
+        from tuijian.models.registry import get_model  # models register on first use
+
+        pop = get_model("pop").fit(train)
+        return self._score(pop, train, valid, metric)[0]
+
     def _validate(
         self,
         model: TorchRecommender,
         train: Dataset,
-        valid: Dataset,
+        valid: Validation,
         metric: tuple[str, int | None],
         record: EpochRecord,
     ) -> float:
-        """Full-ranking `valid_metric` on `valid` (train items excluded), stored on `record`.
+        """Full-ranking `valid_metric` on `valid` (train items excluded), stored on `record`."""
+        t0 = time.perf_counter()
+        score, record.valid = self._score(model, train, valid, metric)
+        record.valid_seconds = time.perf_counter() - t0
+        return score
+
+    @staticmethod
+    def _score(
+        model: Any, train: Dataset, valid: Validation, metric: tuple[str, int | None]
+    ) -> tuple[float, dict[str, float]]:
+        """`valid_metric` of `model` on `valid` and the whole summary.
 
         AUC and log-loss have no cut-off; the evaluator computes them from the same score
         blocks as a (1-long, then unused) top list.
         """
         name, k = metric
-        t0 = time.perf_counter()
         with torch.no_grad():
             held = valid if isinstance(valid, Holdout) else Holdout(valid)  # held-out users
             result = evaluate_ranking(
@@ -336,9 +366,7 @@ class Trainer:
                 metrics=(name,),
                 beyond_accuracy=False,
             )
-        record.valid_seconds = time.perf_counter() - t0
-        record.valid = result.summary
-        return result.summary[name if k is None else f"{name}@{k}"]
+        return result.summary[name if k is None else f"{name}@{k}"], result.summary
 
     # ---- reporting and checkpoints -----------------------------------------------------------
     def _progress(self) -> Progress:
