@@ -304,6 +304,11 @@ class Recommender(ABC, Generic[ConfigT]):
         names = (f for klass in reversed(cls.__mro__) for f in vars(klass).get("state_fields", ()))
         return tuple(dict.fromkeys(names))
 
+    @classmethod
+    def older_state(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Learned values that folders of older versions did not save, derived from `config`."""
+        return {}
+
     def _get_state(self) -> dict[str, Any]:
         """Learned state to save, by attribute name: the `learned_fields`."""
         return {name: getattr(self, name) for name in self.learned_fields()}

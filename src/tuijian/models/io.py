@@ -220,6 +220,8 @@ def load_model(path: str | Path, expected: type[Recommender] | None = None) -> R
             state.setdefault(name, model.seen_.copy())
         if "precision" in meta["config"]:  # a model setting then, a run setting now
             state.setdefault("precision_", meta["config"]["precision"])
+    for name, value in model_cls.older_state(config).items():
+        state.setdefault(name, value)
     missing = [name for name in model_cls.learned_fields() if name not in state]
     if missing:
         raise DataError(

@@ -15,12 +15,19 @@ from tuijian.data.split import Validation
 from tuijian.models.base import ModelConfig, Recommender
 from tuijian.models.registry import register
 
+# The default L2 per observation of a factor vector (ALS-WR, Zhou et al. 2008, scaled globally):
+# `regularization` None is this times 2 * nnz / (users + items), the mean number of observations
+# per user or item vector. Chosen on ml-100k, ml-1m, Retailrocket and Amazon Beauty
+# (docs/benchmarks/defaults.md), where the best absolute value ranges from 1 to 30.
+REG_PER_OBSERVATION = 0.17
+
 
 class ALSConfig(ModelConfig):
-    """ALS settings: factors, L2, confidence scale alpha, sweeps, solver threads (0 = all)."""
+    """ALS settings: factors, L2 (None: scaled to the data), confidence scale alpha, sweeps,
+    solver threads (0 = all)."""
 
-    factors: int = Field(64, gt=0)
-    regularization: float = Field(0.01, ge=0)
+    factors: int = Field(128, gt=0)
+    regularization: float | None = Field(None, ge=0)
     alpha: float = Field(1.0, gt=0)
     iterations: int = Field(15, gt=0)
     num_threads: int = Field(0, ge=0)
@@ -36,17 +43,28 @@ class ALS(Recommender[ALSConfig]):
 
     history_mode = "fold_in"
 
-    state_fields = ("user_factors_", "item_factors_")
+    state_fields = ("user_factors_", "item_factors_", "regularization_")
     test_config: ClassVar[dict[str, Any]] = {"factors": 8, "iterations": 15, "num_threads": 1}
+
+    @classmethod
+    def older_state(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Folders from before the data-scaled default saved an explicit `regularization`."""
+        reg = config.get("regularization")
+        return {} if reg is None else {"regularization_": float(reg)}
 
     def _fit(self, train: Dataset, *, valid: Validation | None, trainer: Any) -> None:
         cfg = self.config
+        self.regularization_ = float(
+            cfg.regularization
+            if cfg.regularization is not None
+            else REG_PER_OBSERVATION * 2 * train.matrix.nnz / sum(train.matrix.shape)
+        )
         # implicit parallelises over rows itself; a multi-threaded BLAS underneath only thrashes,
         # and with BLAS held to one thread its start-up check has nothing to warn about.
         with threadpool_limits(limits=1, user_api="blas"):
             solver = AlternatingLeastSquares(
                 factors=cfg.factors,
-                regularization=cfg.regularization,
+                regularization=self.regularization_,
                 alpha=cfg.alpha,
                 iterations=cfg.iterations,
                 num_threads=cfg.num_threads,
@@ -72,7 +90,7 @@ class ALS(Recommender[ALSConfig]):
         cfg = self.config
         solver = AlternatingLeastSquares(
             factors=self.item_factors_.shape[1],
-            regularization=cfg.regularization,
+            regularization=self.regularization_,
             alpha=cfg.alpha,
             num_threads=cfg.num_threads,
             dtype=np.float32,
