@@ -138,10 +138,14 @@ def run_one(
 
 def cached_run(
     dataset: str, model: str, params: dict[str, Any], split: Split, args: argparse.Namespace
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
+    """The run's result, from the cache when an identical config ran before (None: not run
+    and `--cached-only`)."""
     path = WORK / "defaults" / dataset / model / f"{run_key(model, params)}.json"
     if path.is_file() and not args.fresh:
         return json.loads(path.read_text())
+    if args.cached_only:
+        return None
     result = run_one(model, params, split, args)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
@@ -184,6 +188,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-seconds", type=float, default=600.0, help="cap of one fit")
     parser.add_argument("--fresh", action="store_true", help="ignore cached runs")
+    parser.add_argument(
+        "--cached-only", action="store_true", help="report the cached runs, run nothing"
+    )
     parser.add_argument("--out", type=Path, default=Path("/tmp/tj/defaults.json"))
     args = parser.parse_args()
     set_threads(args.threads)
@@ -201,9 +208,12 @@ def main() -> None:
                 for params in () if args.only_defaults else GRIDS[name]:
                     if all(defaults.get(k) == v for k, v in params.items()):
                         continue  # the defaults themselves
-                    grid.append(cached_run(dataset, name, params, split, args))
-                    print(f"  {name} {describe(params)}: {json.dumps(grid[-1])}", flush=True)
-                rows.append(summarize(dataset, name, default, grid))
+                    point = cached_run(dataset, name, params, split, args)
+                    print(f"  {name} {describe(params)}: {json.dumps(point)}", flush=True)
+                    if point is not None:
+                        grid.append(point)
+                if default is not None:
+                    rows.append(summarize(dataset, name, default, grid))
     report = {
         "select_on": f"valid {SELECT_ON}",
         "threads": args.threads,
