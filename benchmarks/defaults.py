@@ -53,7 +53,8 @@ GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
         for r in (1, 3, 10, 15, 20, 30)
     ),
     "bpr": tuple({"lr": lr} for lr in (1e-3, 5e-3, 1e-2)),
-    "multvae": tuple({"lr": lr} for lr in (1e-3, 3e-3)),
+    # the paper's reparameterisation noise (std 1) and RecBole's (0.01)
+    "multvae": tuple({"lr": lr, "noise_std": n} for n in (1.0, 0.01) for lr in (1e-3, 3e-3)),
     "multdae": tuple({"lr": lr} for lr in (1e-3, 3e-3)),
     "cdae": tuple(
         {"activation": a, "lr": lr, "epochs": 300}
