@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -339,3 +340,46 @@ def test_bad_valid_metric_and_empty_valid(split: Split) -> None:
 def test_progress_bar_runs(split: Split) -> None:
     _, history = fit(split, Trainer(progress=True), epochs=2)
     assert len(history.epochs) == 2
+
+
+class SlowToy(ToyMF):
+    """ToyMF whose every batch takes 100 ms more: an epoch of the split outlasts a 1 s budget."""
+
+    def compute_loss(self, batch: Any) -> torch.Tensor:
+        time.sleep(0.1)
+        return super().compute_loss(batch)
+
+
+def test_time_budget_holds_between_batches(split: Split, tmp_path: Path) -> None:
+    trainer = Trainer(progress=False, max_seconds=1.0, log_path=tmp_path / "log.jsonl")
+    model = SlowToy(epochs=50, batch_size=1, lr=0.05)
+    start = time.perf_counter()
+    model.fit(split.train, valid=split.valid, trainer=trainer)
+    seconds = time.perf_counter() - start
+    history = trainer.history
+    assert split.train.n_interactions * 0.1 > 3.0  # batch_size 1: over 3 s per epoch
+    assert seconds < 1.3, seconds
+    assert history.stopped_by == "time_budget"
+    assert len(history.epochs) == 1 and history.epochs[0].partial
+    assert history.epochs[0].valid is not None and history.best_epoch == 0  # kept, validated
+    assert json.loads((tmp_path / "log.jsonl").read_text())["partial"] is True
+    summary = history.summary()
+    assert summary is not None
+    assert summary["epochs"] == 1 and summary["partial_epochs"] == 1
+    assert summary["stopped_by"] == "time_budget" and summary["best_epoch"] == 0
+    assert summary["epoch_seconds"] == pytest.approx(history.epochs[0].train_seconds)
+    assert 0.9 < summary["epoch_seconds"] < 1.1
+
+
+def test_summary_of_a_full_run(split: Split) -> None:
+    _, history = fit(split, epochs=3)
+    summary = history.summary()
+    assert summary is not None
+    assert summary["epochs"] == 3 and summary["partial_epochs"] == 0
+    assert summary["stopped_by"] == history.stopped_by and summary["valid_metric"] == "ndcg@10"
+    assert summary["best_score"] == history.best_score
+    assert summary["baseline_score"] == history.baseline_score is not None
+    seconds = sorted(e.train_seconds for e in history.epochs)
+    assert summary["epoch_seconds"] == seconds[1]
+    assert "partial" not in history.epochs[0].to_dict()
+    assert TrainingHistory().summary() is None

@@ -207,7 +207,9 @@ class Trainer:
             bar.update(task, completed=start_epoch)
             try:
                 for epoch in range(start_epoch, cfg.epochs):
-                    record = self._train_epoch(model, optimizer, train, rng.epoch(epoch), epoch)
+                    record = self._train_epoch(
+                        model, optimizer, train, rng.epoch(epoch), epoch, run
+                    )
                     if schedule is not None:
                         schedule.step()
                     reason = self._end_epoch(model, train, valid, metric, record, run)
@@ -244,7 +246,7 @@ class Trainer:
         model.module_.eval()
         elapsed = time.perf_counter() - run.start - run.paused
         budget = self.run.max_seconds
-        over_budget = bool(budget and elapsed > budget)
+        over_budget = bool(budget and elapsed > budget) or record.partial
         last = record.epoch + 1 == cfg.epochs
         due = (record.epoch + 1) % cfg.eval_every == 0 or last or over_budget
         if valid is not None and due:
@@ -261,7 +263,7 @@ class Trainer:
             return "early_stopping"
         if stop_asked:
             return "callback"
-        if over_budget and not last:
+        if over_budget and (record.partial or not last):
             return "time_budget"
         return None
 
@@ -273,8 +275,12 @@ class Trainer:
         train: Dataset,
         rng: np.random.Generator,
         epoch: int,
+        run: _RunState,
     ) -> EpochRecord:
+        """One pass over `model.batches`; it ends early, marked partial, once the time budget
+        (checked after every batch, callbacks' time not counted) is spent."""
         cfg = model.config
+        budget = self.run.max_seconds
         params = [p for p in model.module_.parameters() if p.requires_grad]
         model.module_.train()
         model.on_epoch_start(epoch)
@@ -282,6 +288,7 @@ class Trainer:
         losses: list[torch.Tensor] = []
         norms: list[torch.Tensor] = []
         n_samples = 0
+        partial = False
         for batch in model.batches(train, rng):
             optimizer.zero_grad(set_to_none=True)
             loss = model.compute_loss(batch)
@@ -293,6 +300,9 @@ class Trainer:
             n_samples += model.n_batch_samples(batch)
             if len(losses) % FINITE_CHECK_EVERY == 0:
                 self._check_finite(model, losses, epoch)
+            if budget and time.perf_counter() - run.start - run.paused > budget:
+                partial = True
+                break
         mean_loss = self._check_finite(model, losses, epoch)
         seconds = time.perf_counter() - t0
         return EpochRecord(
@@ -302,6 +312,7 @@ class Trainer:
             samples_per_second=n_samples / max(seconds, 1e-9),
             lr=optimizer.param_groups[0]["lr"],
             grad_norm=float(torch.stack(norms).max()) if norms else None,
+            partial=partial,
         )
 
     @staticmethod

@@ -1,6 +1,9 @@
-"""EASE: the closed form by hand and by its optimality condition; guard; ml-100k quality."""
+"""EASE: the closed form by hand and by its optimality condition; memory guards and peak;
+float32 against float64; ml-100k quality."""
 
 from __future__ import annotations
+
+import tracemalloc
 
 import numpy as np
 import polars as pl
@@ -9,8 +12,9 @@ import scipy.sparse as sp
 
 from tests.models import contract
 from tuijian.data import Columns, Dataset, build_dataset
-from tuijian.errors import DataError
-from tuijian.models.classic import EASE
+from tuijian.errors import ConfigError
+from tuijian.models.classic import EASE, dense
+from tuijian.models.classic.ease import ease_weights
 
 C = Columns
 L2 = 3.0
@@ -37,13 +41,24 @@ def matrix() -> np.ndarray:
     return out
 
 
-def test_weights_match_numpy_closed_form(matrix: np.ndarray) -> None:
-    model = EASE(l2=L2).fit(_data(matrix))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_weights_match_numpy_closed_form(matrix: np.ndarray, dtype: str) -> None:
+    model = EASE(l2=L2, dtype=dtype).fit(_data(matrix))
     precision = np.linalg.inv(matrix.T @ matrix + L2 * np.eye(8))
     expected = np.eye(8) - precision / np.diag(precision)[None, :]
-    np.testing.assert_allclose(model.item_weights_, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.item_weights_, expected, rtol=1e-4, atol=1e-5)
     assert np.all(np.diag(model.item_weights_) == 0.0)
     assert model.item_weights_.dtype == np.float32
+
+
+def test_textbook_formula_on_a_larger_sparse_matrix() -> None:
+    x = sp.random(300, 120, density=0.1, random_state=1, format="csr", dtype=np.float32)
+    x.data[:] = 1.0 + (np.arange(x.nnz) % 3)  # weights 1, 2, 3: not only binary counts
+    precision = np.linalg.inv((x.T @ x).toarray().astype(np.float64) + 7.0 * np.eye(120))
+    expected = -precision / np.diag(precision)[None, :]
+    np.fill_diagonal(expected, 0.0)
+    for dtype in ("float32", "float64"):
+        np.testing.assert_allclose(ease_weights(x, 7.0, dtype), expected, atol=1e-4)
 
 
 def test_weights_solve_the_constrained_ridge_problem(matrix: np.ndarray) -> None:
@@ -65,8 +80,50 @@ def test_scores_are_user_rows_times_weights(matrix: np.ndarray) -> None:
 
 
 def test_too_many_items_is_a_clear_error(matrix: np.ndarray) -> None:
-    with pytest.raises(DataError, match="dense 8 x 8 inverse, over max_items=5"):
+    with pytest.raises(ConfigError, match="dense 8 x 8 matrix, over max_items=5"):
         EASE(max_items=5).fit(_data(matrix))
+
+
+def test_max_items_follows_the_available_memory(
+    matrix: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    needed = dense.dense_bytes(8, "float32")
+    assert needed == 8 * 8 * 4 + 8 * 8 * 4 // 8  # the matrix and its bounded workspace
+    monkeypatch.setattr(dense, "available_memory", lambda: 2 * needed - 2)  # half: needed - 1
+    with pytest.raises(ConfigError, match=rf"needs {needed:,} bytes .* {needed - 1:,} bytes"):
+        EASE().fit(_data(matrix))
+    assert dense.dense_bytes(8, "float64") == 8 * 8 * 8 + 8 * 8 * 4 + 8 * 8 * 8 // 8
+    monkeypatch.setattr(dense, "available_memory", lambda: 2 * needed)
+    assert EASE().fit(_data(matrix)).item_weights_.shape == (8, 8)
+    monkeypatch.setattr(dense, "available_memory", lambda: needed - 1)  # set max_items: all
+    with pytest.raises(ConfigError, match="bytes are allowed \\(the available memory\\)"):
+        EASE(max_items=100).fit(_data(matrix))
+
+
+def test_peak_memory_is_one_matrix_plus_a_bounded_workspace() -> None:
+    n_items = 3_000
+    x = sp.random(2_000, n_items, density=0.02, random_state=0, format="csr", dtype=np.float32)
+    x.data[:] = 1.0
+    tracemalloc.start()
+    try:
+        weights = ease_weights(x, 500.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert weights.shape == (n_items, n_items) and weights.dtype == np.float32
+    assert peak < 1.5 * n_items**2 * 4, peak / (n_items**2 * 4)
+
+
+def test_float32_and_float64_give_the_same_top10_on_ml100k() -> None:
+    train, _ = contract.ml100k_split()
+    lists = []
+    for dtype in ("float32", "float64"):
+        model = EASE(dtype=dtype).fit(train)
+        scores = model.score(np.arange(train.n_users))  # (U, I)
+        scores[train.matrix.nonzero()] = -np.inf
+        lists.append(np.argsort(-scores, axis=1, kind="stable")[:, :10])
+    same = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(*lists, strict=True)])
+    assert same > 0.999, same
 
 
 def test_ease_beats_popularity_on_ml100k() -> None:

@@ -1,36 +1,46 @@
-"""EASE: the closed-form shallow autoencoder of Steck (2019), B = I - P / diag(P)."""
+"""EASE: the closed-form shallow autoencoder of Steck (2019), B = I - P / diag(P).
+
+    G = X^T X + l2 I          # (I, I), built in place from the sparse (U, I) matrix X
+    P = G^-1                  # Cholesky (potrf) then potri, in the same array
+    B = -P / diag(P)          # column j divided by P_jj, diag(B) = 0
+
+float32 by default (float64 on request): one items x items matrix plus a bounded workspace
+(see `dense`), so the catalogue that fits is set by memory, which `max_items` follows.
+"""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 from pydantic import Field
 
 from tuijian.data.dataset import Dataset
 from tuijian.data.split import Validation
-from tuijian.errors import DataError
 from tuijian.models.base import ModelConfig, Recommender
+from tuijian.models.classic.dense import Dtype, check_fits, inverse_gram
 from tuijian.models.registry import register
 
 
 class EASEConfig(ModelConfig):
-    """EASE settings: L2 strength, and the catalogue size above which the dense inverse refuses."""
+    """EASE settings: L2 strength, the catalogue limit and the precision of the inverse.
+
+    `max_items` None: as many items as fit in `dense.MEMORY_FRACTION` of the available memory.
+    """
 
     l2: float = Field(500.0, gt=0)
-    max_items: int = Field(30_000, gt=0)
+    max_items: int | None = Field(None, gt=0)
+    dtype: Dtype = "float32"
 
 
-def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
-    """Item-item weights from a float64 Gram matrix X^T X: B = I - P / diag(P), diag(B) = 0."""
-    gram = gram.copy()
-    gram[np.diag_indices_from(gram)] += l2
-    precision = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)  # P, (I, I)
-    weights = precision / -np.diag(precision)[None, :]
+def ease_weights(matrix: sp.csr_matrix, l2: float, dtype: Dtype = "float32") -> np.ndarray:
+    """Item-item weights B = -P / diag(P) with zero diagonal, P = (X^T X + l2 I)^-1, float32."""
+    weights = inverse_gram(matrix, l2, dtype)  # P, (I, I), overwritten into B below
+    diagonal = np.diagonal(weights).copy()
+    np.divide(weights, -diagonal[None, :], out=weights)
     weights[np.diag_indices_from(weights)] = 0.0
-    return weights
+    return weights if weights.dtype == np.float32 else weights.astype(np.float32)
 
 
 @register("ease")
@@ -46,15 +56,9 @@ class EASE(Recommender[EASEConfig]):
     test_config: ClassVar[dict[str, Any]] = {"l2": 5.0}
 
     def _fit(self, train: Dataset, *, valid: Validation | None, trainer: Any) -> None:
-        n_items = train.n_items
-        if n_items > self.config.max_items:
-            raise DataError(
-                f"{train.name}: EASE needs a dense {n_items} x {n_items} inverse, over "
-                f"max_items={self.config.max_items}; use itemknn or als, or raise max_items"
-            )
-        matrix = train.matrix.astype(np.float64)
-        gram = (matrix.T @ matrix).toarray()  # (I, I)
-        self.item_weights_ = ease_weights(gram, self.config.l2).astype(np.float32)
+        cfg = self.config
+        check_fits(f"{train.name}: EASE", train.n_items, cfg.dtype, cfg.max_items)
+        self.item_weights_ = ease_weights(train.matrix, cfg.l2, cfg.dtype)  # (I, I)
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
         """User rows @ B, shape (len(user_idx), n_items or len(item_idx))."""
