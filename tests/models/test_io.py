@@ -43,7 +43,11 @@ def test_only_declared_fields_are_saved(data, tmp_path: Path) -> None:
     model.scratch_ = np.ones(3)  # learned-looking, but not in state_fields
     folder = model.save(tmp_path / "ease")
     manifest = json.loads((folder / "state.json").read_text())
-    assert manifest == {"scalars": {}, "arrays": ["item_weights_"], "sparse": ["user_items_"]}
+    assert manifest == {
+        "scalars": {"l2_": 5.0},
+        "arrays": ["item_weights_"],
+        "sparse": ["user_items_"],
+    }
     assert sorted(p.name for p in folder.glob("sparse.*")) == ["sparse.user_items_.npz"]
     assert not hasattr(Recommender.load(folder), "scratch_")
 

@@ -3,6 +3,7 @@ float32 against float64; ml-100k quality."""
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 
 import numpy as np
@@ -14,7 +15,7 @@ from tests.models import contract
 from tuijian.data import Columns, Dataset, build_dataset
 from tuijian.errors import ConfigError
 from tuijian.models.classic import EASE, dense
-from tuijian.models.classic.ease import ease_weights
+from tuijian.models.classic.ease import L2_PER_MEAN_DIAGONAL, ease_weights
 
 C = Columns
 L2 = 3.0
@@ -128,3 +129,25 @@ def test_float32_and_float64_give_the_same_top10_on_ml100k() -> None:
 
 def test_ease_beats_popularity_on_ml100k() -> None:
     assert contract.ml100k_ndcg("ease") > contract.ml100k_ndcg("pop") + 0.15  # 0.444 vs 0.212
+
+
+def test_default_l2_scales_with_the_mean_gram_diagonal(matrix: np.ndarray) -> None:
+    data = _data(matrix)
+    model = EASE().fit(data)
+    mean_diagonal = float(np.diagonal(matrix.T @ matrix).mean())  # weights 1: item counts
+    assert model.l2_ == pytest.approx(L2_PER_MEAN_DIAGONAL * mean_diagonal)
+    np.testing.assert_allclose(
+        model.item_weights_, ease_weights(data.matrix, model.l2_), rtol=1e-5, atol=1e-7
+    )
+    assert EASE(l2=L2).fit(data).l2_ == L2
+
+
+def test_a_folder_without_the_resolved_l2_still_loads(matrix: np.ndarray, tmp_path) -> None:
+    model = EASE(l2=L2).fit(_data(matrix))
+    folder = model.save(tmp_path / "ease")
+    manifest = json.loads((folder / "state.json").read_text())
+    del manifest["scalars"]["l2_"]  # as an older version wrote it
+    (folder / "state.json").write_text(json.dumps(manifest))
+    loaded = EASE.load(folder)
+    assert loaded.l2_ == L2
+    np.testing.assert_array_equal(loaded.score(np.arange(3)), model.score(np.arange(3)))

@@ -22,16 +22,28 @@ from tuijian.models.base import ModelConfig, Recommender
 from tuijian.models.classic.dense import Dtype, check_fits, inverse_gram
 from tuijian.models.registry import register
 
+# Default L2 as a multiple of the mean diagonal of X^T X (an item's summed squared weights), so
+# the penalty scales with the data. Chosen on ml-100k, ml-1m and Retailrocket
+# (docs/benchmarks/defaults.md), whose best absolute values, 250, 1,000 and 100, are 5x theirs.
+L2_PER_MEAN_DIAGONAL = 5.0
+
 
 class EASEConfig(ModelConfig):
     """EASE settings: L2 strength, the catalogue limit and the precision of the inverse.
 
-    `max_items` None: as many items as fit in `dense.MEMORY_FRACTION` of the available memory.
+    `l2` None: `L2_PER_MEAN_DIAGONAL` x the mean diagonal of X^T X. `max_items` None: as many
+    items as fit in `dense.MEMORY_FRACTION` of the available memory.
     """
 
-    l2: float = Field(500.0, gt=0)
+    l2: float | None = Field(None, gt=0)
     max_items: int | None = Field(None, gt=0)
     dtype: Dtype = "float32"
+
+
+def default_l2(matrix: sp.csr_matrix) -> float:
+    """`L2_PER_MEAN_DIAGONAL` x mean_j (X^T X)_jj, the data-scaled default penalty."""
+    data = np.asarray(matrix.data, dtype=np.float64)
+    return L2_PER_MEAN_DIAGONAL * float(data @ data) / max(matrix.shape[1], 1)
 
 
 def ease_weights(matrix: sp.csr_matrix, l2: float, dtype: Dtype = "float32") -> np.ndarray:
@@ -52,13 +64,20 @@ class EASE(Recommender[EASEConfig]):
 
     history_mode = "native"
 
-    state_fields = ("item_weights_",)
+    state_fields = ("item_weights_", "l2_")
     test_config: ClassVar[dict[str, Any]] = {"l2": 5.0}
+
+    @classmethod
+    def older_state(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Folders from before the data-scaled default saved an explicit `l2`."""
+        l2 = config.get("l2")
+        return {} if l2 is None else {"l2_": float(l2)}
 
     def _fit(self, train: Dataset, *, valid: Validation | None, trainer: Any) -> None:
         cfg = self.config
         check_fits(f"{train.name}: EASE", train.n_items, cfg.dtype, cfg.max_items)
-        self.item_weights_ = ease_weights(train.matrix, cfg.l2, cfg.dtype)  # (I, I)
+        self.l2_ = float(cfg.l2 if cfg.l2 is not None else default_l2(train.matrix))
+        self.item_weights_ = ease_weights(train.matrix, self.l2_, cfg.dtype)  # (I, I)
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
         """User rows @ B, shape (len(user_idx), n_items or len(item_idx))."""
