@@ -43,7 +43,31 @@ def test_train_without_a_terminal_logs_each_epoch_and_the_best(
     ]
     best = max(range(3), key=lambda e: log[e]["valid"]["ndcg@10"])
     expected = f"best epoch {best + 1} of 3 (ndcg@10 {log[best]['valid']['ndcg@10']:.4f})"
-    assert expected in stdout and "stopped by max epochs" in stdout
+    assert expected in stdout and "stopped by max epochs" in stdout and "s per epoch" in stdout
+    training = json.loads((tmp_path / "m" / "fit.json").read_text())["training"]
+    assert training["epochs"] == 3 and training["best_epoch"] == best
+    assert training["stopped_by"] == "max_epochs" and training["valid_metric"] == "ndcg@10"
+    assert training["best_score"] == pytest.approx(log[best]["valid"]["ndcg@10"])
+    assert training["epoch_seconds"] > 0
+
+
+def test_compare_records_how_each_model_trained(tiny_data: Path, tmp_path: Path) -> None:
+    out, logs = tmp_path / "compare.json", tmp_path / "logs"
+    stdout = ok(
+        "compare", "pop", "bpr", "--data", tiny_data, "--k", "10", "--json", out,
+        "--log-dir", logs, "--set", "bpr.embedding_size=4", "--set", "bpr.epochs=3",
+        "--set", "bpr.patience=10",
+    ).stdout  # fmt: skip
+    payload = json.loads(out.read_text())
+    training = payload["bpr"]["training"]
+    assert training["epochs"] == 3 and training["stopped_by"] == "max_epochs"
+    assert "training" not in payload["pop"]  # fitted in one go
+    log = [json.loads(line) for line in (logs / "bpr.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in log] == [0, 1, 2]
+    assert max(e["valid"]["ndcg@10"] for e in log) == pytest.approx(training["best_score"])
+    best = f"ndcg@10 {training['best_score']:.4f}"
+    row = rf"│ bpr\s+│\s+3 │\s+{training['best_epoch'] + 1} │ max epochs\s+│ {best} │\s+[\d.]+ │"
+    assert re.search(row, stdout), stdout
 
 
 def _spy_threads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, set[int]]]:

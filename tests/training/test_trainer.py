@@ -276,9 +276,19 @@ def test_grad_clip_bounds_the_gradient_norm(split: Split) -> None:
     assert history.epochs[0].grad_norm is not None and history.epochs[0].grad_norm > 100
 
 
-def test_nan_loss_raises_a_clear_error(split: Split) -> None:
+def test_nan_loss_before_any_best_epoch_raises_a_clear_error(split: Split) -> None:
     with pytest.raises(ConfigError, match=r"ToyMF: loss became nan at epoch 1, batch 0; lower lr"):
-        fit(split, batch_size=10_000, nan_at_batch=1)
+        fit(split, valid=False, batch_size=10_000, nan_at_batch=1)
+
+
+def test_nan_loss_after_a_best_epoch_stops_by_divergence_and_restores_it(split: Split) -> None:
+    kept: list[dict[str, np.ndarray]] = []
+    trainer = Trainer(progress=False, callbacks=[snapshots(kept)])
+    model, history = fit(split, trainer, batch_size=10_000, nan_at_batch=1)
+    assert history.stopped_by == "divergence" and len(history.epochs) == 1
+    assert history.best_epoch == 0 and history.summary()["stopped_by"] == "divergence"
+    for name, value in weights(model).items():
+        np.testing.assert_array_equal(value, kept[0][name])
 
 
 def test_threads_are_set_for_the_fit_and_restored(split: Split) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import tempfile
 import time
 import uuid
@@ -211,14 +212,23 @@ def staged_data(path: Path) -> AbstractContextManager[Path]:
     return staged_folder(path, DATA_MARKER, "prepared data")
 
 
-def save_fitted(model: Recommender, folder: Path, data: Path, fit_seconds: float) -> None:
-    """Save `model` to `folder` with its `fit.json` (the data it was fitted on, the time)."""
+def save_fitted(
+    model: Recommender,
+    folder: Path,
+    data: Path,
+    fit_seconds: float,
+    training: dict[str, Any] | None = None,
+) -> None:
+    """Save `model` to `folder` with its `fit.json` (the data it was fitted on, the time and,
+    for epoch-trained models, how it trained: `TrainingHistory.summary`)."""
     model.save(folder)
-    record = {
+    record: dict[str, Any] = {
         "model": model.name,
         "data": str(data.resolve()),
         "fit_seconds": round(fit_seconds, 4),
     }
+    if training is not None:
+        record["training"] = training
     (folder / FIT_FILE).write_text(json.dumps(record, indent=2))
 
 
@@ -232,10 +242,22 @@ def best_epoch_summary(history: TrainingHistory) -> str | None:
         return f"trained {n} epochs without validation; stopped by {stopped}"
     best = next(e for e in history.epochs if e.epoch == history.best_epoch)
     metric = next(iter(best.valid or {}), "valid metric")
+    per_epoch = statistics.median(e.train_seconds for e in history.epochs)
     return (
         f"best epoch {history.best_epoch + 1} of {n} ({metric} {history.best_score:.4f}), "
-        f"weights restored; stopped by {stopped}"
+        f"weights restored; stopped by {stopped}; {per_epoch:.2f} s per epoch"
     )
+
+
+STOP_REASONS = {
+    "early_stopping": "patience",
+    "time_budget": "budget",
+    "max_epochs": "max epochs",
+    "divergence": "divergence",
+    "interrupted": "interrupted",
+    "callback": "callback",
+}
+"""`TrainingHistory.stopped_by` as the compare table shows it."""
 
 
 def fitted_on(model_dir: Path) -> Path | None:
@@ -281,14 +303,17 @@ class Outcome:
     result: EvaluationResult
     fit_seconds: float
     evaluate_seconds: float
+    training: dict[str, Any] | None = None  # TrainingHistory.summary of epoch-trained models
 
-    def row(self) -> dict[str, float]:
-        """Every metric@k plus the timings (one entry of the compare JSON)."""
-        return {
-            **self.result.summary,
+    def row(self) -> dict[str, Any]:
+        """Every metric@k, the timings and how the model trained (one entry of the compare
+        JSON)."""
+        timings = {
             "fit_seconds": round(self.fit_seconds, 4),
             "evaluate_seconds": round(self.evaluate_seconds, 4),
         }
+        training = {} if self.training is None else {"training": self.training}
+        return {**self.result.summary, **timings, **training}
 
 
 def fit_and_evaluate(
@@ -302,7 +327,8 @@ def fit_and_evaluate(
     """Fit on train (valid given for early stopping), evaluate on test, report one line."""
     console.print(f"  fitting [bold]{name}[/] ...")
     start = time.perf_counter()
-    model.fit(split.train, valid=split.validation(), trainer=make_trainer(log_path, run))
+    trainer = make_trainer(log_path, run)
+    model.fit(split.train, valid=split.validation(), trainer=trainer)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
     result = evaluate(model, split, part="test", ks=tuple(ks))
@@ -312,7 +338,8 @@ def fit_and_evaluate(
         f"  [green]done[/] {name}: fit {fit_seconds:.1f} s, evaluate {evaluate_seconds:.1f} s, "
         f"ndcg@{k} {result.summary[f'ndcg@{k}']:.4f}"
     )
-    return Outcome(name, model, result, fit_seconds, evaluate_seconds)
+    training = trainer.history.summary()
+    return Outcome(name, model, result, fit_seconds, evaluate_seconds, training)
 
 
 # ---- tables -----------------------------------------------------------------------------------

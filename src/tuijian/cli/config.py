@@ -217,6 +217,7 @@ class CompareOptions(RunFlags):
     json_path: Path | None = Field(None, alias="json")
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, alias="set")
     save: Path | None = None
+    log_dir: Path | None = None
     device: str | None = None
     threads: int | None = Field(None, ge=1)
     max_seconds: float | None = Field(None, gt=0)

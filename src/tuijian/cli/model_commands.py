@@ -14,6 +14,7 @@ from rich.text import Text
 
 from tuijian.cli.common import (
     REQUIRED,
+    STOP_REASONS,
     Outcome,
     best_epoch_summary,
     check_same_data,
@@ -145,7 +146,7 @@ def train_command(
         trainer = make_trainer(staging / "train_log.jsonl", opts.run_settings())
         recommender.fit(split.train, valid=split.validation(), trainer=trainer)
         seconds = time.perf_counter() - start
-        save_fitted(recommender, staging, data_dir, seconds)
+        save_fitted(recommender, staging, data_dir, seconds, trainer.history.summary())
     summary = best_epoch_summary(trainer.history)
     if summary:
         console.print(summary)
@@ -202,8 +203,13 @@ def compare_command(
         Path | None,
         typer.Option(metavar="DIR", help="Also keep the fitted models: DIR/<model>, loadable."),
     ] = None,
+    log_dir: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="Write each model's epoch log to DIR/<model>.jsonl."),
+    ] = None,
 ) -> None:
-    """Train and evaluate each MODEL on the same split; a table sorted by NDCG."""
+    """Train and evaluate each MODEL on the same split; a table sorted by NDCG, with how each
+    model trained (epochs, best epoch, why it stopped)."""
     opts = options(ctx, "compare", CompareOptions)
     data_dir = require(opts.data, "--data")
     stray = sorted(set(opts.overrides) - set(models))
@@ -216,17 +222,23 @@ def compare_command(
         check_target(opts.save, COMPARE_FILE, "compare --save")
     console.print(f"comparing {len(built)} models on {split.train!r}")
     run = opts.run_settings()
+    if opts.log_dir is not None:
+        opts.log_dir.mkdir(parents=True, exist_ok=True)
     outcomes: list[Outcome] = []
     failed: dict[str, str] = {}
     for name, model in built.items():
+        log = None if opts.log_dir is None else opts.log_dir / f"{name}.jsonl"
         try:
-            outcomes.append(fit_and_evaluate(name, model, split, opts.k, run=run))
+            outcomes.append(fit_and_evaluate(name, model, split, opts.k, log, run))
         except Exception as exc:  # one model failing does not discard the others' results
             if state(ctx).debug:
                 raise
             failed[name] = failure_message(exc)
             console.print(f"  [red]failed[/] {name}: {failed[name]}")
     console.print(compare_table(outcomes, min(opts.k), failed=failed))
+    training = training_table(outcomes)
+    if training is not None:
+        console.print(training)
     protocol = (
         {k: v for k, v in outcomes[0].result.protocol.items() if k != "seconds"} if outcomes else {}
     )
@@ -239,7 +251,7 @@ def compare_command(
     if opts.save is not None:
         with staged_folder(opts.save, COMPARE_FILE, "compare --save") as staging:
             for o in outcomes:
-                save_fitted(o.model, staging / o.name, data_dir, o.fit_seconds)
+                save_fitted(o.model, staging / o.name, data_dir, o.fit_seconds, o.training)
             write_json(staging / COMPARE_FILE, payload, quiet=True)
         console.print(f"saved {len(outcomes)} fitted model(s) to [bold]{opts.save}[/]/<model>")
     if failed:
@@ -275,6 +287,31 @@ def compare_table(
         )
     for name, message in (failed or {}).items():
         table.add_row(name, *("-" for _ in names), Text(message, style="red"))
+    return table
+
+
+def training_table(outcomes: list[Outcome]) -> Table | None:
+    """How each epoch-trained model trained: epochs run, best epoch and its validation score,
+    why it stopped and the median seconds of an epoch (None when no model trained in epochs)."""
+    trained = [o for o in outcomes if o.training is not None]
+    if not trained:
+        return None
+    table = Table(title="training (epochs from 1)")
+    table.add_column("model")
+    for name in ("epochs", "best", "stopped by", "best valid", "s/epoch"):
+        table.add_column(name, justify="left" if name == "stopped by" else "right")
+    for o in trained:
+        t = o.training or {}
+        best = "-" if t["best_epoch"] is None else str(t["best_epoch"] + 1)
+        score = "-" if t["best_score"] is None else f"{t['valid_metric']} {t['best_score']:.4f}"
+        table.add_row(
+            o.name,
+            str(t["epochs"]),
+            best,
+            STOP_REASONS.get(t["stopped_by"], t["stopped_by"]),
+            score,
+            f"{t['epoch_seconds']:.2f}",
+        )
     return table
 
 

@@ -104,7 +104,7 @@ def _data_and_models(scale: str, staging: Path, out: Path) -> tuple[Split, list[
         model = get_model(name, **settings)
         outcome = fit_and_evaluate(name, model, split, (K,), folder / "train_log.jsonl")
         # fit.json records the data folder where staging/data is about to be swapped in
-        save_fitted(outcome.model, folder, out / "data", outcome.fit_seconds)
+        save_fitted(outcome.model, folder, out / "data", outcome.fit_seconds, outcome.training)
         outcomes.append(outcome)
     return split, outcomes
 

@@ -38,7 +38,8 @@ class EpochRecord:
 class TrainingHistory:
     """All epochs of a fit, the best epoch and why training stopped.
 
-    `stopped_by` is one of max_epochs, early_stopping, time_budget, callback, interrupted.
+    `stopped_by` is one of max_epochs, early_stopping, time_budget, divergence (the loss became
+    NaN after a best epoch, which is restored), callback, interrupted.
     `best_epoch` counts from 0, as `EpochRecord.epoch` and the JSON-lines log do.
     """
 

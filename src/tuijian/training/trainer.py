@@ -36,6 +36,10 @@ StateDict = dict[str, torch.Tensor]
 LEFT_START = 1.1
 
 
+class DivergedError(ConfigError):
+    """The training loss became NaN or infinite."""
+
+
 @dataclass
 class _RunState:
     """What one fit carries between epochs: start time, best weights, stale evaluations."""
@@ -224,6 +228,10 @@ class Trainer:
                         break
             except KeyboardInterrupt:
                 self.history.stopped_by = "interrupted"
+            except DivergedError:
+                if run.best_state is None:  # nothing worth keeping: the run failed
+                    raise
+                self.history.stopped_by = "divergence"  # the best epoch before it is restored
         if run.best_state is not None:
             model.module_.load_state_dict(run.best_state)
         model.module_.eval()
@@ -317,14 +325,14 @@ class Trainer:
 
     @staticmethod
     def _check_finite(model: TorchRecommender, losses: list[torch.Tensor], epoch: int) -> float:
-        """Mean of the batch losses; a NaN or infinite one raises ConfigError naming the batch."""
+        """Mean of the batch losses; a NaN or infinite one raises DivergedError naming the batch."""
         if not losses:
             return 0.0
         values = torch.stack(losses).float()
         finite = torch.isfinite(values)
         if not bool(finite.all()):
             batch = int((~finite).nonzero()[0, 0])
-            raise ConfigError(
+            raise DivergedError(
                 f"{model.name or type(model).__name__}: loss became {float(values[batch])} at "
                 f"epoch {epoch}, batch {batch}; lower lr, set grad_clip or raise weight_decay"
             )
