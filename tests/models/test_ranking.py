@@ -106,3 +106,24 @@ def test_nan_scores_never_rank_first(data: Dataset, monkeypatch: pytest.MonkeyPa
     assert not np.isnan(ranking.scores).any()
     (items,) = model.recommend(data.users.ids[0], 3, exclude_seen=False)
     assert not set(items.idx.tolist()) & set(nan_cols)
+
+
+def test_nan_rows_are_redone_and_others_left_alone(
+    data: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only rows whose top-k holds a NaN are cleaned: one all-NaN row ranks nothing, one row
+    with a NaN ranks the numbers, a clean row is as before."""
+    model = get_model("pop").fit(data)
+    n = data.n_items
+    clean = torch.linspace(0.0, 1.0, n)
+
+    def score_queries(queries: QueryBatch, item_idx: np.ndarray | None = None) -> torch.Tensor:
+        block = torch.stack([clean, clean, clean])
+        block[0] = torch.nan
+        block[1, n - 1] = torch.nan
+        return block
+
+    monkeypatch.setattr(model, "score_queries", score_queries)
+    ranking = rank(model, QueryBatch.from_history(sp.csr_matrix((3, n), dtype=np.float32)), 3)
+    assert ranking.idx.tolist() == [[-1, -1, -1], [n - 2, n - 3, n - 4], [n - 1, n - 2, n - 3]]
+    assert np.isneginf(ranking.scores[0]).all()

@@ -150,8 +150,11 @@ LOWER_IS_BETTER: frozenset[str] = frozenset({"logloss"})
 # ---- beyond accuracy: functions of the recommended lists themselves ----------------------------
 def item_coverage(top: np.ndarray, n_items: int) -> float:
     """Share of the catalogue that appears in at least one list (-1 slots ignored)."""
-    rec = top[top >= 0]
-    return float(np.unique(rec).size / n_items) if n_items else 0.0
+    if not n_items:
+        return 0.0
+    shown = np.zeros(n_items + 1, dtype=bool)  # a flag per item (slot n_items takes the -1s)
+    shown[np.where(top >= 0, top, n_items)] = True
+    return float(np.count_nonzero(shown[:n_items]) / n_items)
 
 
 def gini_index(top: np.ndarray, n_items: int) -> float:

@@ -47,9 +47,13 @@ def rows_per_batch(n_items: int, budget: int = SCORE_BUDGET) -> int:
 def mask_block(block: torch.Tensor, mask: sp.csr_matrix) -> None:
     """Set `block[i, j] = -inf` wherever `mask[i, j]` is stored (in place)."""
     if mask.nnz:
-        rows = np.repeat(np.arange(mask.shape[0]), np.diff(mask.indptr))
-        cols = mask.indices.astype(np.int64)
-        block[torch.from_numpy(rows), torch.from_numpy(cols)] = -torch.inf
+        # one flat index into the contiguous block: cheaper than a (rows, cols) index pair
+        starts = np.arange(mask.shape[0], dtype=np.int64) * block.shape[1]
+        flat = np.repeat(starts, np.diff(mask.indptr)) + mask.indices
+        target = block if block.is_contiguous() else block.contiguous()
+        target.view(-1)[torch.from_numpy(flat)] = -torch.inf
+        if target is not block:
+            block.copy_(target)
 
 
 def topk_ordered(block: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,6 +84,19 @@ def topk_ordered(block: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
     idx, vals = idx.gather(1, by_col), vals.gather(1, by_col)
     by_score = torch.sort(vals, dim=1, descending=True, stable=True).indices
     return vals.gather(1, by_score), idx.gather(1, by_score)
+
+
+def _topk_without_nan(block: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`topk_ordered` with NaN scores counted as -inf. `torch.topk` ranks NaN above every
+    number, so only the rows whose top-k holds a NaN are cleaned and redone (a full pass over
+    the block to clean it would cost a third of the top-k itself)."""
+    vals, idx = topk_ordered(block, k)
+    rows = torch.isnan(vals).any(dim=1).nonzero()[:, 0]
+    if len(rows):
+        sub = block[rows]
+        sub.masked_fill_(torch.isnan(sub), -torch.inf)
+        vals[rows], idx[rows] = topk_ordered(sub, k)
+    return vals, idx
 
 
 def _columns(queries: QueryBatch) -> np.ndarray | None:
@@ -114,7 +131,8 @@ def rank(
         cols = _columns(batch)
         with torch.no_grad():
             block = model.score_queries(batch, cols)  # (b, n_cols)
-        block.masked_fill_(torch.isnan(block), -torch.inf)  # a NaN score never ranks first
+        if on_block is not None:  # the hook sees clean scores; otherwise NaN is fixed after top-k
+            block.masked_fill_(torch.isnan(block), -torch.inf)
         seen = batch.history if exclude_seen else None
         hidden = [m for m in (batch.exclude, seen) if m is not None and m.nnz]
         if hidden:
@@ -126,7 +144,7 @@ def rank(
         if on_block is not None:
             on_block(slice(start, start + len(batch)), block, cols)
         kk = min(k_eff, block.shape[1])
-        vals, idx = topk_ordered(block, kk)
+        vals, idx = _topk_without_nan(block, kk)
         idx_np = idx.numpy() if cols is None else cols[idx.numpy()]
         vals_np = vals.numpy()
         sl = slice(start, start + len(batch))
