@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from tests.models import contract
 from tuijian.data import Columns, Dataset, build_dataset
 from tuijian.errors import ConfigError
-from tuijian.models.classic import EASE, dense
+from tuijian.models.classic import EASE, NeighborhoodEASE, dense
 from tuijian.models.classic.ease import L2_PER_MEAN_DIAGONAL, ease_weights
 
 C = Columns
@@ -151,3 +151,24 @@ def test_a_folder_without_the_resolved_l2_still_loads(matrix: np.ndarray, tmp_pa
     loaded = EASE.load(folder)
     assert loaded.l2_ == L2
     np.testing.assert_array_equal(loaded.score(np.arange(3)), model.score(np.arange(3)))
+
+
+def test_neighborhood_ease_with_every_item_as_neighbour_is_ease(matrix: np.ndarray) -> None:
+    data = _data(matrix)
+    dense = EASE(l2=L2, dtype="float64").fit(data).item_weights_
+    full = NeighborhoodEASE(l2=L2, n_neighbors=100).fit(data).item_weights_.toarray()
+    np.testing.assert_allclose(full, dense, rtol=1e-3, atol=1e-5)
+
+
+def test_neighborhood_ease_solves_each_column_on_its_top_neighbours(matrix: np.ndarray) -> None:
+    data = _data(matrix)
+    model = NeighborhoodEASE(l2=L2, n_neighbors=3).fit(data)
+    weights = model.item_weights_.tocsc()
+    assert np.diff(weights.indptr).max() <= 3 and weights.diagonal().sum() == 0
+    gram = data.matrix.T.toarray().astype(np.float64) @ data.matrix.toarray()
+    j = 5
+    support = weights[:, j].nonzero()[0]  # the 3 items that co-occur most with j
+    others = np.delete(gram[j], [j, *support])
+    assert gram[j, support].min() >= others.max()
+    expected = np.linalg.solve(gram[np.ix_(support, support)] + L2 * np.eye(3), gram[support, j])
+    np.testing.assert_allclose(weights[support, j].toarray().ravel(), expected, rtol=1e-4)
