@@ -12,6 +12,7 @@ matrices are real: ml-1m (3,706 items) and the 9,724 and 18,357 most frequent it
 
     .venv/bin/python benchmarks/ease_lean.py --out /tmp/tj/ease_lean.json
     .venv/bin/python benchmarks/ease_lean.py --accuracy   # NDCG@10, float32 vs float64
+    .venv/bin/python benchmarks/ease_lean.py --neighbors 50 100 200 500   # the sparse variant
 """
 
 from __future__ import annotations
@@ -192,18 +193,45 @@ def accuracy() -> None:
             )
 
 
+def neighbors(sizes: list[int]) -> None:
+    """Test NDCG@10 and fit time of `ease_neighbors` at each N against dense EASE (default l2)."""
+    from tuijian.evaluation import evaluate
+    from tuijian.models.registry import get_model
+
+    set_threads(1)
+    for name in ("ml-100k", "ml-1m"):
+        split = random_split_of(name, seed=SEED)
+        runs = [("ease", {})] + [("ease_neighbors", {"n_neighbors": n}) for n in sizes]
+        for model_name, params in runs:
+            start = time.perf_counter()
+            model = get_model(model_name, **params).fit(split.train)
+            seconds = time.perf_counter() - start
+            ndcg = evaluate(model, split, part="test", ks=(10,)).summary["ndcg@10"]
+            weights = model.item_weights_
+            nnz = weights.nnz if sp.issparse(weights) else weights.size
+            print(
+                f"{name} {model_name} {params}: ndcg@10 {ndcg:.4f}, fit {seconds:.1f} s, "
+                f"{nnz:,} weights"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs=2, metavar=("KIND", "ITEMS"), help=argparse.SUPPRESS)
     parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--accuracy", action="store_true")
+    parser.add_argument(
+        "--neighbors", nargs="+", type=int, help="run the sparse variant at these N"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.child:
         child(args.child[0], int(args.child[1]))
     elif args.accuracy:
         accuracy()
+    elif args.neighbors:
+        neighbors(args.neighbors)
     else:
         speed(args)
 
