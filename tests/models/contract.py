@@ -410,6 +410,11 @@ def known_answer_skip(name: str) -> str | None:
             "fits the observed ratings only, and a matrix of equal weights says nothing about "
             "unobserved items"
         )
+    if getattr(cls, "reads_order", False):
+        return (
+            "predicts the next item of a time order, and the withheld block item follows no "
+            "order (sequence models have their own known answer in tests/models/sequential)"
+        )
     return None
 
 
@@ -436,15 +441,20 @@ FOLD_IN_OVERLAP = 0.7
 
 
 def history_queries(model: Recommender, data: Dataset) -> list[Query]:
-    """Every training user of `data` as an anonymous query holding their weighted history."""
+    """Every training user of `data` as an anonymous query holding their weighted history,
+    items in time order (what sequence models read; the others sum the bag)."""
     matrix = data.matrix
-    return [
-        Query(
-            items=data.items.id(matrix[u].indices).tolist(),
-            weights=matrix[u].data.tolist(),
+    queries = []
+    for u in range(data.n_users):
+        items = dict.fromkeys(data.user_sequence(u).tolist())  # time order, first occurrence
+        order = np.fromiter(items, dtype=np.int64, count=len(items))
+        queries.append(
+            Query(
+                items=data.items.id(order).tolist(),
+                weights=np.asarray(matrix[u, order].todense()).ravel().tolist(),
+            )
         )
-        for u in range(data.n_users)
-    ]
+    return queries
 
 
 def check_history_ranks_like_user(model: Recommender, data: Dataset, k: int = 10) -> float:

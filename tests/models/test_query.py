@@ -42,6 +42,9 @@ def test_known_user_history_is_training_row_plus_fresh_items(model, data: Datase
     assert batch.own_history.tolist() == [True, False, False]
     assert batch.user_idx.tolist() == [data.users.index("u00")[0]] * 3
     assert batch.given.items.tolist() == [i11, i11, i11]  # the order given, unknown id dropped
+    assert batch.training.tolist() == [True, True, False]  # what sequence models start from
+    assert batch.rows(1, 3).training.tolist() == [True, False]
+    assert QueryBatch.for_users(model, np.array([0, 1])).training.tolist() == [True, True]
 
 
 def test_anonymous_and_empty_queries(model) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from tuijian.data.split import Split
 from tuijian.errors import ConfigError, DataError
 from tuijian.evaluation import metrics as M
 from tuijian.models.base import Recommender
-from tuijian.models.query import QueryBatch
+from tuijian.models.query import Given, QueryBatch
 from tuijian.models.ranking import BlockHook, rank
 
 DEFAULT_KS = (10, 20)
@@ -100,6 +100,27 @@ def category_matrix(dataset: Dataset) -> sp.csr_matrix | None:
     )
 
 
+def with_fresh_events(queries: QueryBatch, fresh: Dataset, users: np.ndarray) -> QueryBatch:
+    """Known users' queries extended by their `fresh` rows as events given now, in time order
+    (the leave-one-out sequential protocol gives the validation item before the test one)."""
+    indptr_all, items_all = fresh.sequences
+    counts = np.diff(indptr_all)[users]
+    indptr = np.zeros(len(users) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    flat = np.repeat(indptr_all[users] - indptr[:-1], counts) + np.arange(int(indptr[-1]))
+    items = items_all[flat]
+    rows = fresh.matrix[users]
+    weights = np.asarray(rows[np.repeat(np.arange(len(users)), counts), items]).ravel()
+    history = (queries.history + rows).tocsr()
+    history.sort_indices()
+    return replace(
+        queries,
+        history=history,
+        own_history=queries.own_history & (counts == 0),
+        given=Given(indptr, items, weights.astype(np.float32)),
+    )
+
+
 def rank_users(
     model: Recommender,
     truth: Dataset,
@@ -107,12 +128,16 @@ def rank_users(
     k: int,
     users: np.ndarray | None = None,
     on_block: BlockHook | None = None,
+    fresh: Dataset | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Full-ranking top-k of every user with a truth row: (users, top items, hit matrix)."""
+    """Full-ranking top-k of every user with a truth row: (users, top items, hit matrix).
+    With `fresh`, each user's rows there are given after the training history."""
     truth_m = binary(truth.matrix)
     if users is None:
         users = truth.active_users
     queries = QueryBatch.for_users(model, users)
+    if fresh is not None:
+        queries = with_fresh_events(queries, fresh, users)
     if exclude is not None:
         queries = queries.with_exclude(exclude[users])
     top = pad_columns(rank(model, queries, k, exclude_seen=False, on_block=on_block).idx, k)
@@ -171,19 +196,27 @@ def evaluate(
     metrics: tuple[str, ...] | None = None,
     users: np.ndarray | None = None,
     beyond_accuracy: bool = True,
+    exclude_seen: bool = True,
+    valid_as_history: bool = False,
 ) -> EvaluationResult:
     """Full-ranking evaluation over all items; train (and for test, valid) items excluded.
 
     When the part's users were held out of training (`split.histories`, the `users`
     protocol), each is ranked from its query history alone, with the history hidden.
+    `exclude_seen=False` ranks the user's train (and valid) items too, as sequential papers
+    do; `valid_as_history` gives, for the test part, each user's valid rows as the latest
+    events after the training history (leave-one-out: the model sees all before the test item).
     """
     parts = split.parts()
     if part not in parts or part == "train":
         raise ConfigError(f"cannot evaluate on part {part!r}; choose from valid, test")
     history = split.histories.get(part)
     exclude_names = ["train"] if part == "valid" else [p for p in ("train", "valid") if p in parts]
-    if history is not None:
+    if history is not None or not exclude_seen:
         exclude_names = []  # held-out users have no rows in the other parts
+    fresh = parts.get("valid") if valid_as_history and part == "test" else None
+    if fresh is not None and history is not None:
+        raise ConfigError("valid_as_history needs known users; held-out users have histories")
     return evaluate_ranking(
         model,
         parts[part],
@@ -193,9 +226,11 @@ def evaluate(
         metrics=metrics,
         users=users,
         beyond_accuracy=beyond_accuracy,
+        fresh=fresh,
         protocol={
             "part": part,
             "excluded": exclude_names if history is None else ["history"],
+            **({"given": ["valid"]} if fresh is not None else {}),
             "split": split.protocol,
         },
         train=split.train,
@@ -214,11 +249,13 @@ def evaluate_ranking(
     beyond_accuracy: bool = True,
     protocol: dict[str, Any] | None = None,
     train: Dataset | None = None,
+    fresh: Dataset | None = None,
 ) -> EvaluationResult:
     """Rank all items for every user of `truth`, hide the `exclude` parts, score the lists.
 
     With `history` (held-out users), each truth user is an anonymous query made of its
-    history rows, never its id; otherwise the model ranks the known user by index.
+    history rows, never its id; otherwise the model ranks the known user by index, with its
+    `fresh` rows (if given) as events after the training history.
     `metrics` may also name `auc` and `logloss` (summary keys without a cut-off): they read the
     whole masked score block of each batch, not the top-k, and are computed only when asked.
     """
@@ -241,7 +278,7 @@ def evaluate_ranking(
     names = tuple(m for m in names if m in M.RANKING_METRICS)
     width = min(ks[-1], truth.n_items)  # lists are clipped to the catalogue: no wider matrices
     if history is None:
-        users, top, hits = rank_users(model, truth, hidden, width, users, blocks)
+        users, top, hits = rank_users(model, truth, hidden, width, users, blocks, fresh)
     else:
         users, top, hits = rank_histories(model, truth, history, hidden, width, users, blocks)
     n_truth = np.diff(binary(truth.matrix).indptr)[users]

@@ -98,6 +98,14 @@ def _pattern(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.c
 
 
 def _binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """The 0/1 float32 pattern of `matrix`; a canonical 0/1 float32 CSR comes back as is."""
+    if (
+        sp.isspmatrix_csr(matrix)
+        and matrix.dtype == np.float32
+        and matrix.has_canonical_format
+        and bool((matrix.data == 1.0).all())
+    ):
+        return matrix
     out = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
     out.sum_duplicates()
     out.data[:] = 1.0
@@ -122,6 +130,7 @@ class QueryBatch:
     exclude: sp.csr_matrix | None = None  # (Q, I) 0/1, never returned
     given: Given = field(default=None)  # type: ignore[assignment]
     time: np.ndarray | None = None  # (Q,) float64, NaN = not given
+    training: np.ndarray | None = None  # (Q,) bool, history starts from the user's training
 
     def __post_init__(self) -> None:
         n = self.history.shape[0]
@@ -157,6 +166,7 @@ class QueryBatch:
             exclude=None if self.exclude is None else self.exclude[sl],
             given=self.given.rows(start, min(stop, len(self))),
             time=None if self.time is None else self.time[sl],
+            training=None if self.training is None else self.training[sl],
         )
 
     def with_exclude(self, exclude: sp.csr_matrix | None) -> QueryBatch:
@@ -179,6 +189,7 @@ class QueryBatch:
             user_idx=users,
             own_history=np.ones(len(users), dtype=bool),
             exclude=None if exclude is None else _binary(exclude),
+            training=np.ones(len(users), dtype=bool),
         )
 
     @classmethod
@@ -277,6 +288,7 @@ class QueryBatch:
             exclude=_id_pattern(model, queries, "exclude", exclude),
             given=given,
             time=np.array([np.nan if q.time is None else q.time for q in queries], np.float64),
+            training=use_training,
         )
 
 

@@ -19,6 +19,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "tuijian.models.ncf",
     "tuijian.models.autoencoder",
     "tuijian.models.graph",
+    "tuijian.models.sequential",
 )
 
 
