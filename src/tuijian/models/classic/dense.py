@@ -102,7 +102,7 @@ def inverse_gram(matrix: sp.csr_matrix, l2: float, dtype: Dtype) -> np.ndarray:
 def gram_matrix(matrix: sp.csr_matrix, dtype: Dtype) -> np.ndarray:
     """X^T X as a dense C-ordered (I, I) array, filled by row blocks of sparse products."""
     n = matrix.shape[1]
-    x = matrix.astype(dtype)  # (U, I)
+    x = matrix.astype(dtype, copy=False)  # (U, I), no copy of a float32 X for float32
     xt = x.T.tocsr()  # (I, U)
     gram = np.zeros((n, n), dtype=dtype)  # pages are touched only where written
     step = _block_rows(n, dtype)
