@@ -68,7 +68,7 @@ class SASRec(SequenceRecommender[SASRecConfig]):
     def compute_loss(self, batch: torch.Tensor) -> torch.Tensor:
         """Mean loss over the non-padding positions of (B, L + 1) sequences."""
         inputs, targets = batch[:, :-1], batch[:, 1:]
-        real = targets != self.pad
+        real = (targets != self.pad) & (inputs != self.pad)
         with self.autocast():
             h = self.module_(inputs)[real]  # (N, D) states of positions with a target
             emb = self.module_.item_emb.weight[: self.n_items]

@@ -1,0 +1,103 @@
+"""Sequence models on the S3Rec datasets (Beauty, Yelp, LastFM): leave-one-out, full ranking.
+
+Each user's last item is the test item, the second to last the validation item (early stopping
+on valid NDCG@10, train items excluded there), the rest trains. Test: the validation item is
+given after the training history; metrics with the user's items excluded and not (papers do
+not exclude them). One thread, as on the 2-core machine.
+
+    nice -n 10 .venv/bin/python benchmarks/sequential.py --model sasrec --dataset Beauty
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import DATA, peak_rss_mb, set_threads
+from tuijian.data import build_dataset, leave_last_out_split, load
+from tuijian.evaluation.evaluate import evaluate
+from tuijian.models.registry import get_model
+from tuijian.training import Trainer
+
+S3REC = DATA / "s3rec-amazon-yelp-lastfm"
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    set_threads(1)
+    raw = load("sequence", S3REC / f"{args.dataset}.txt")
+    split = leave_last_out_split(build_dataset(raw.interactions, name=args.dataset))
+    overrides = json.loads(args.set) if args.set else {}
+    model = get_model(args.model, **overrides)
+    trainer = Trainer(
+        threads=1,
+        max_seconds=args.max_seconds,
+        precision=args.precision,
+        progress=False,
+        log_path=args.log,
+    )
+    t0 = time.perf_counter()
+    model.fit(split.train, valid=split.valid, trainer=trainer)
+    history = trainer.history
+    fit_s = time.perf_counter() - t0
+    curve, wall = [], 0.0
+    for rec in history.epochs:
+        wall += rec.train_seconds + rec.valid_seconds
+        curve.append(
+            {
+                "epoch": rec.epoch,
+                "valid_ndcg@10": (rec.valid or {}).get("ndcg@10"),
+                "train_s": round(rec.train_seconds, 2),
+                "wall_s": round(wall, 1),
+            }
+        )
+    results = {}
+    for exclude in (False, True):
+        res = evaluate(
+            model,
+            split,
+            part="test",
+            ks=(10, 20),
+            metrics=("ndcg", "hit"),
+            beyond_accuracy=False,
+            exclude_seen=exclude,
+            valid_as_history=True,
+        )
+        results["exclude_seen" if exclude else "all_items"] = {
+            k: round(v, 4) for k, v in res.summary.items()
+        }
+    return {
+        "model": args.model,
+        "dataset": args.dataset,
+        "config": model.config.model_dump(),
+        "precision": args.precision,
+        "fit_s": round(fit_s, 1),
+        "best_epoch": history.best_epoch,
+        "stopped_by": history.stopped_by,
+        "test": results,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "curve": curve,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="sasrec", choices=["sasrec", "gru4rec", "bert4rec"])
+    parser.add_argument("--dataset", default="Beauty", choices=["Beauty", "Yelp", "LastFM"])
+    parser.add_argument("--set", default="", help='config overrides as JSON, e.g. {"lr": 1e-3}')
+    parser.add_argument("--max-seconds", type=float, default=1200.0)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--log", default=None, help="JSON-lines log of the epochs")
+    parser.add_argument("--out", type=Path, default=None, help="write the result JSON here")
+    args = parser.parse_args()
+    result = run(args)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
