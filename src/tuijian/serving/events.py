@@ -32,6 +32,7 @@ class EventStore(ABC):
     def user_events(self, user_id: str) -> list[Event]:
         """The stored events of one user, oldest first."""
 
+    @abstractmethod
     def close(self) -> None:
         """Release the store's resources."""
 
