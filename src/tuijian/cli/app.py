@@ -29,6 +29,7 @@ from tuijian.cli.model_commands import (
     train_command,
 )
 from tuijian.cli.quickstart import quickstart_command
+from tuijian.cli.serve_commands import events_app, serve_command
 from tuijian.errors import TuijianError
 
 REPORTED = (TuijianError, OSError, ValidationError)
@@ -107,9 +108,11 @@ for _name, _command in {
     "compare": compare_command,
     "recommend": recommend_command,
     "models": models_command,
+    "serve": serve_command,
 }.items():
     app.command(_name, cls=TidyCommand)(_command)
 app.add_typer(data_app, name="data")
+app.add_typer(events_app, name="events")
 
 
 def main() -> None:

@@ -1,82 +1,103 @@
-"""`create_app(settings)`: the model loaded once in the lifespan, routes that only translate
-HTTP into `recommend` calls with a `Query`, and events that reach the next answer."""
+"""`create_app(settings)`: the model loaded once in the lifespan and reached through `Depends`;
+routes only translate HTTP into `Served` calls (recommend, similar, explain) and event writes.
+
+Read endpoints are open; writes (`POST /v1/events`) and `/admin` need the API key in
+`X-API-Key` (from `Settings.api_key` or `TUIJIAN_API_KEY`; with neither they are refused).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Sequence
+import secrets
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import Path as PathParam
 from fastapi import Query as Param
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tuijian.errors import TuijianError, UnknownIdError
-from tuijian.models.base import ItemList, Recommender
-from tuijian.models.query import Query
+from tuijian.models.base import ItemList
+from tuijian.serving.engine import Served
 from tuijian.serving.events import Event, EventStore, SQLiteEventStore
+from tuijian.serving.metrics import Metrics, ObservedLimited
 from tuijian.serving.schemas import (
     MAX_K,
+    MAX_LIST,
     EventIn,
     EventsIn,
     EventsOut,
+    ExplanationOut,
     Health,
     ItemsOut,
+    Reason,
     RecommendIn,
+    ReloadOut,
     ScoredItem,
 )
 
 API_KEY_ENV = "TUIJIAN_API_KEY"
-"""Environment variable holding the key that write endpoints require in `X-API-Key`."""
+"""Environment variable holding the key that write and admin endpoints require."""
+MODEL_DIR_ENV = "TUIJIAN_MODEL_DIR"
+EVENTS_DB_ENV = "TUIJIAN_EVENTS_DB"
+MAX_BODY = 1 << 20
+"""Default cap on request bodies (bytes): a full batch of events fits well under it."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    """What the service serves: a saved model folder, the event store file and the API key
-    (None: read from `TUIJIAN_API_KEY`; writes are refused when neither gives one)."""
+    """What the service serves: a saved model folder, the event store file (None: in memory,
+    for tests), the API key (None: `TUIJIAN_API_KEY`) and the request body limit."""
 
     model_dir: Path
-    events_db: Path | None = None  # None: events kept in memory for the process's life
+    events_db: Path | None = None
     api_key: str | None = None
+    max_body: int = MAX_BODY
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Settings of a worker process started by `tuijian serve --workers N`."""
+        db = os.environ.get(EVENTS_DB_ENV)
+        return cls(Path(os.environ[MODEL_DIR_ENV]), Path(db) if db else None)
 
 
-@dataclass
-class Served:
-    """The loaded model with what the routes need beside it."""
+class Slot:
+    """The model version answering now; a reload loads the next one beside it and swaps the
+    reference, so each request sees one whole version and the old one answers until then."""
 
-    model: Recommender
-    titles: dict[str, str]
-    events: EventStore
-    api_key: str | None
-
-
-def _titles(model_dir: Path) -> dict[str, str]:
-    """Item titles from the data folder the model was fitted on, when it is known."""
-    from tuijian.cli.common import fitted_on, item_titles
-    from tuijian.data.split import Split
-
-    data = fitted_on(model_dir)
-    return item_titles(Split.load(data).train) if data is not None else {}
+    def __init__(self, served: Served) -> None:
+        self.served = served
+        self.lock = asyncio.Lock()
 
 
 def create_app(settings: Settings) -> FastAPI:
     """The FastAPI app serving `settings.model_dir`."""
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        model = Recommender.load(settings.model_dir)
+        served = Served.load(Path(settings.model_dir))
         store = SQLiteEventStore(settings.events_db or ":memory:")
-        key = settings.api_key or os.environ.get(API_KEY_ENV) or None
-        app.state.served = Served(model, _titles(Path(settings.model_dir)), store, key)
+        app.state.slot = Slot(served)
+        app.state.events = store
+        app.state.api_key = settings.api_key or os.environ.get(API_KEY_ENV) or None
+        metrics.serving(served.model.name, served.version)
         try:
             yield
         finally:
             store.close()
 
-    app = FastAPI(title="tuijian", lifespan=lifespan)
+    app = FastAPI(title="tuijian", version="1", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.add_middleware(ObservedLimited, metrics=metrics, max_body=settings.max_body)
 
     @app.exception_handler(UnknownIdError)
     async def _unknown(request: Request, exc: UnknownIdError) -> JSONResponse:
@@ -86,97 +107,175 @@ def create_app(settings: Settings) -> FastAPI:
     async def _bad(request: Request, exc: TuijianError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": " ".join(str(exc).split())})
 
-    app.get("/health", response_model=Health)(health)
-    app.get("/v1/users/{user_id}/recommendations", response_model=ItemsOut)(user_recommendations)
-    app.post("/v1/recommendations", response_model=ItemsOut)(recommendations)
-    app.get("/v1/items/{item_id}/similar", response_model=ItemsOut)(similar)
-    app.post("/v1/events", response_model=EventsOut)(post_events)
+    for router in (ops, users, sessions, items, events, admin):
+        app.include_router(router)
     return app
 
 
-def served(request: Request) -> Served:
-    """The dependency every route reads the model through."""
-    return request.app.state.served
+def app_from_env() -> FastAPI:
+    """The app of one uvicorn worker (`uvicorn --factory tuijian.serving.app:app_from_env`)."""
+    return create_app(Settings.from_env())
 
 
-ServedDep = Annotated[Served, Depends(served)]
+# ---- dependencies --------------------------------------------------------------------------
+def current(request: Request) -> Served:
+    """The model version a request is answered with (fixed for the whole request)."""
+    return request.app.state.slot.served
+
+
+def event_store(request: Request) -> EventStore:
+    return request.app.state.events
+
+
+def require_key(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> None:
+    """401 unless the request carries the service's API key."""
+    key = request.app.state.api_key
+    if key is None:
+        raise HTTPException(401, f"writes are disabled: start the service with {API_KEY_ENV}")
+    if x_api_key is None or not secrets.compare_digest(x_api_key.encode(), key.encode()):
+        raise HTTPException(401, "a valid X-API-Key header is required")
+
+
+ServedDep = Annotated[Served, Depends(current)]
+StoreDep = Annotated[EventStore, Depends(event_store)]
+UserId = Annotated[str, PathParam(min_length=1, max_length=200)]
+ItemId = Annotated[str, PathParam(min_length=1, max_length=200)]
+K = Annotated[int, Param(ge=1, le=MAX_K)]
 
 
 def _items_out(served: Served, items: ItemList) -> ItemsOut:
+    titles = served.catalogue.titles
     rows = [
-        ScoredItem(item_id=i, score=float(s), title=served.titles.get(i))
+        ScoredItem(item_id=i, score=float(s), title=titles.get(i))
         for i, s in zip(items.ids.tolist(), items.scores.tolist(), strict=True)
     ]
-    return ItemsOut(items=rows, source=items.source)
+    source = "popularity" if items.source == "popularity" else served.label
+    return ItemsOut(items=rows, source=source)
 
 
-def _check_items(served: Served, ids: Sequence[str]) -> None:
-    """404 naming the first item id the model does not know."""
-    missing = served.model.items_.index_or_missing(list(ids)) < 0
-    if missing.any():
-        raise UnknownIdError(f"unknown item: {list(ids)[int(missing.argmax())]!r}")
+# ---- routes --------------------------------------------------------------------------------
+ops = APIRouter(tags=["operations"])
+users = APIRouter(prefix="/v1/users", tags=["users"])
+sessions = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
+items = APIRouter(prefix="/v1/items", tags=["items"])
+events = APIRouter(prefix="/v1/events", tags=["events"])
+admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_key)])
 
 
-def _query(served: Served, user_id: str | None, items: Sequence[str], **lists) -> Query:
-    """A query for `user_id` whose history is extended by their stored events (then `items`);
-    a user unknown to the model is scored by those items alone (popularity when none)."""
-    stored = served.events.user_events(user_id) if user_id is not None else []
-    given = [e.item_id for e in stored] + list(items)
-    known = user_id is not None and user_id in served.model.users_
-    return Query(user_id=user_id if known else None, items=given, **lists)
-
-
-def _recommend(served: Served, query: Query, k: int) -> ItemsOut:
-    (items,) = served.model.recommend([query], k)
-    return _items_out(served, items)
-
-
+@ops.get("/health", response_model=Health)
 def health(served: ServedDep) -> Health:
-    """The service is up, and which model it serves."""
+    """The service is up, and which model version answers."""
     model = served.model
-    return Health(status="ok", model=model.name, n_users=len(model.users_), n_items=model.n_items)
+    return Health(
+        status="ok",
+        model=model.name,
+        version=served.version,
+        n_users=len(model.users_),
+        n_items=model.n_items,
+    )
 
 
+@ops.get("/metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus text: requests and latency per route, events stored, model version."""
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@users.get("/{user_id}/recommendations", response_model=ItemsOut)
 def user_recommendations(
     served: ServedDep,
-    user_id: str,
-    k: Annotated[int, Param(ge=1, le=MAX_K)] = 10,
-    exclude: Annotated[list[str] | None, Param(max_length=10_000)] = None,
+    store: StoreDep,
+    user_id: UserId,
+    k: K = 10,
+    exclude: Annotated[list[str] | None, Param(max_length=MAX_LIST)] = None,
+    category: Annotated[str | None, Param(min_length=1, max_length=200)] = None,
 ) -> ItemsOut:
-    """Top-k items for a user, their stored events counted as history."""
-    _check_items(served, exclude or [])
-    return _recommend(served, _query(served, user_id, (), exclude=exclude or ()), k)
-
-
-def recommendations(served: ServedDep, body: RecommendIn) -> ItemsOut:
-    """Top-k items for a known user or an anonymous session, with candidate / exclude lists."""
-    _check_items(served, [*body.items, *(body.candidates or []), *body.exclude])
-    query = _query(
-        served, body.user_id, body.items, candidates=body.candidates, exclude=body.exclude
+    """Top-k items for a user; their events stored since training count as history."""
+    query = served.query(
+        user_id, store.user_events(user_id), exclude=exclude or (), category=category
     )
-    return _recommend(served, query, body.k)
+    return _items_out(served, served.recommend(query, k))
 
 
-def similar(
-    served: ServedDep, item_id: str, k: Annotated[int, Param(ge=1, le=MAX_K)] = 10
-) -> ItemsOut:
-    """Items similar to one item, where the model offers them."""
-    _check_items(served, [item_id])
-    finder = getattr(served.model, "similar_items", None)
-    if finder is None:
-        raise HTTPException(404, f"model {served.model.name} does not offer similar items")
-    return _items_out(served, finder(item_id, k))
-
-
-def post_events(
+@users.get("/{user_id}/recommendations/{item_id}/explanation", response_model=ExplanationOut)
+def explanation(
     served: ServedDep,
-    body: EventIn | EventsIn,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> EventsOut:
-    """Store one event or a batch (durable before the reply; resent event ids are ignored)."""
-    if served.api_key is None or x_api_key != served.api_key:
-        raise HTTPException(401, "a valid X-API-Key header is required to post events")
+    store: StoreDep,
+    user_id: UserId,
+    item_id: ItemId,
+    n: Annotated[int, Param(ge=1, le=100)] = 5,
+) -> ExplanationOut:
+    """The user's history items that raise `item_id`'s score most (what it loses without
+    each), or "popular" when the user has no history and the list is the fallback."""
+    served.check_items([item_id])
+    query = served.query(user_id, store.user_events(user_id))
+    score, reasons, drops = served.explain(query, item_id)
+    cat = served.catalogue
+    ids = served.model.items_.id(reasons[:n]).tolist()
+    own = set(cat.categories.get(item_id, ()))
+    rows = [
+        Reason(
+            item_id=i,
+            contribution=float(d),
+            title=cat.titles.get(i),
+            shared_categories=sorted(own & set(cat.categories.get(i, ()))),
+        )
+        for i, d in zip(ids, drops[:n].tolist(), strict=True)
+    ]
+    kind = "history" if len(reasons) else "popular"
+    return ExplanationOut(
+        user_id=user_id,
+        item_id=item_id,
+        score=score,
+        kind=kind,
+        reasons=rows,
+        source=served.label if rows else "popularity",
+    )
+
+
+@sessions.post("", response_model=ItemsOut)
+def recommendations(served: ServedDep, store: StoreDep, body: RecommendIn) -> ItemsOut:
+    """Top-k items for a known user or an anonymous session, with candidate / exclude lists
+    and a category filter."""
+    stored = store.user_events(body.user_id) if body.user_id is not None else []
+    query = served.query(
+        body.user_id,
+        stored,
+        body.items,
+        candidates=body.candidates,
+        exclude=body.exclude,
+        category=body.category,
+    )
+    return _items_out(served, served.recommend(query, body.k))
+
+
+@items.get("/{item_id}/similar", response_model=ItemsOut)
+def similar(served: ServedDep, item_id: ItemId, k: K = 10) -> ItemsOut:
+    """The items the model ranks first for a session holding `item_id` alone."""
+    return _items_out(served, served.similar(item_id, k))
+
+
+@events.post("", response_model=EventsOut, dependencies=[Depends(require_key)])
+def post_events(request: Request, store: StoreDep, body: EventIn | EventsIn) -> EventsOut:
+    """Store one event or a batch, durably before the reply; resent event ids are ignored.
+    Events on items the model does not know are kept for the next training."""
     batch = body.events if isinstance(body, EventsIn) else [body]
-    _check_items(served, [e.item_id for e in batch])
-    events = [Event(e.user_id, e.item_id, e.event, e.timestamp, e.event_id) for e in batch]
-    return EventsOut(received=len(events), stored=served.events.add(events))
+    stored = store.add(
+        [Event(e.user_id, e.item_id, e.event, e.timestamp, e.event_id) for e in batch]
+    )
+    request.app.state.metrics.events.inc(stored)
+    return EventsOut(received=len(batch), stored=stored)
+
+
+@admin.post("/reload", response_model=ReloadOut)
+async def reload(request: Request) -> ReloadOut:
+    """Load the model folder again (e.g. after retraining into it) and swap it in whole."""
+    slot: Slot = request.app.state.slot
+    settings: Settings = request.app.state.settings
+    async with slot.lock:
+        previous = slot.served
+        fresh = await run_in_threadpool(Served.load, Path(settings.model_dir))
+        slot.served = fresh
+    request.app.state.metrics.serving(fresh.model.name, fresh.version)
+    return ReloadOut(previous=previous.label, current=fresh.label)

@@ -33,6 +33,14 @@ class EventStore(ABC):
         """The stored events of one user, oldest first."""
 
     @abstractmethod
+    def count(self) -> int:
+        """How many events are stored."""
+
+    @abstractmethod
+    def all_events(self) -> list[Event]:
+        """Every stored event, oldest first (what `tuijian events export` writes)."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release the store's resources."""
 
@@ -43,7 +51,8 @@ class SQLiteEventStore(EventStore):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
+        # Several workers may share the file: wait for a writer rather than fail.
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
@@ -75,6 +84,45 @@ class SQLiteEventStore(EventStore):
             ).fetchall()
         return [Event(*row) for row in rows]
 
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def all_events(self) -> list[Event]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT user_id, item_id, event, timestamp, event_id FROM events"
+                " ORDER BY timestamp, rowid"
+            ).fetchall()
+        return [Event(*row) for row in rows]
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+EXPORT_FILE = "events.csv"
+"""The file `export_events` writes: `tuijian data prepare csv DIR/events.csv` reads it."""
+
+
+def export_events(store: EventStore, out: str | Path) -> Path:
+    """Write every stored event to `out/events.csv` (user_id, item_id, timestamp, event)."""
+    import polars as pl
+
+    from tuijian.data.columns import Columns as C
+
+    events = store.all_events()
+    frame = pl.DataFrame(
+        {
+            C.user_id: [e.user_id for e in events],
+            C.item_id: [e.item_id for e in events],
+            C.timestamp: [e.timestamp for e in events],
+            C.event: [e.event for e in events],
+        },
+        schema={C.user_id: pl.Utf8, C.item_id: pl.Utf8, C.timestamp: pl.Float64, C.event: pl.Utf8},
+    )
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / EXPORT_FILE
+    frame.write_csv(path)
+    return path

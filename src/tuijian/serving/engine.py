@@ -1,0 +1,204 @@
+"""What the routes call: a loaded model with its catalogue, turning stored events and request
+fields into `Query`s, and explanations by leave-one-out on the history.
+
+A user's history at serving time is their training history (when the model knows them) plus
+the events stored since, oldest first, weighted like the training data (`prepare.json`'s event
+weights): the model excludes those items as seen and scores the whole history, natively or by
+folding it in, so a new event changes the next answer with no retraining.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+import torch
+
+from tuijian.data.columns import Columns as C
+from tuijian.errors import UnknownIdError
+from tuijian.models.base import ItemList, Recommender
+from tuijian.models.query import Query, QueryBatch
+from tuijian.serving.events import Event
+
+EXPLAIN_ROWS = 256
+"""Leave-one-out histories scored at once by `explain` (bounds its memory on long histories)."""
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What the data folder a model was fitted on says about items and events."""
+
+    titles: dict[str, str]
+    categories: dict[str, tuple[str, ...]]
+    event_weights: dict[str, float]
+
+    @classmethod
+    def empty(cls) -> Catalogue:
+        return cls({}, {}, {})
+
+    @classmethod
+    def of_model(cls, model_dir: Path) -> Catalogue:
+        """The catalogue of the data folder recorded in the model's `fit.json`, if still there."""
+        from tuijian.cli.common import fitted_on
+
+        data = fitted_on(model_dir)
+        if data is None:
+            return cls.empty()
+        titles: dict[str, str] = {}
+        categories: dict[str, tuple[str, ...]] = {}
+        features = data / "item_features.parquet"
+        if features.is_file():
+            frame = pl.read_parquet(features)
+            ids = frame[C.item_id].cast(pl.Utf8).to_list()
+            if C.title in frame.columns:
+                titles = {i: t for i, t in zip(ids, frame[C.title].to_list(), strict=True) if t}
+            if C.categories in frame.columns:
+                cats = frame[C.categories].to_list()
+                categories = {i: tuple(c) for i, c in zip(ids, cats, strict=True) if c}
+        weights: dict[str, float] = {}
+        prepare = data / "prepare.json"
+        if prepare.is_file():
+            weights = json.loads(prepare.read_text())["config"].get("event_weights") or {}
+        return cls(titles, categories, {str(k): float(v) for k, v in weights.items()})
+
+
+def model_version(model_dir: Path) -> str:
+    """A short stamp of a saved model folder: it changes whenever the folder is rewritten."""
+    digest = hashlib.sha256()
+    for path in sorted(model_dir.iterdir()):
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    for name in ("config.json", "state.json"):
+        if (model_dir / name).is_file():
+            digest.update((model_dir / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Served:
+    """One loaded model version; immutable, so a reload swaps the whole object at once."""
+
+    model: Recommender
+    version: str
+    catalogue: Catalogue
+
+    @classmethod
+    def load(cls, model_dir: Path) -> Served:
+        return cls(
+            Recommender.load(model_dir), model_version(model_dir), Catalogue.of_model(model_dir)
+        )
+
+    @property
+    def label(self) -> str:
+        """`model@version`, the source of every list this model produced."""
+        return f"{self.model.name}@{self.version}"
+
+    # ---- queries ---------------------------------------------------------------------------
+    def check_items(self, ids: Sequence[str]) -> None:
+        """Raise `UnknownIdError` naming the first item id the model does not know."""
+        missing = self.model.items_.index_or_missing(list(ids)) < 0
+        if missing.any():
+            raise UnknownIdError(f"unknown item: {list(ids)[int(missing.argmax())]!r}")
+
+    def category_items(self, category: str) -> list[str]:
+        """The model's items in `category`; `UnknownIdError` when no item has it."""
+        known = self.model.items_
+        found = [
+            i for i, cats in self.catalogue.categories.items() if category in cats and i in known
+        ]
+        if not found:
+            raise UnknownIdError(f"unknown category: {category!r}")
+        return found
+
+    def query(
+        self,
+        user_id: str | None,
+        events: Sequence[Event] = (),
+        session: Sequence[str] = (),
+        *,
+        candidates: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
+        category: str | None = None,
+    ) -> Query:
+        """The query of a user (known to the model or not) with their stored events, then the
+        session's items; a category narrows the candidates."""
+        self.check_items([*session, *(candidates or ()), *exclude])
+        if category is not None:
+            in_category = self.category_items(category)
+            candidates = (
+                in_category if candidates is None else sorted(set(candidates) & set(in_category))
+            )
+        weight = self.catalogue.event_weights
+        items = [e.item_id for e in events] + list(session)
+        last = events[-1].timestamp if events else 0.0
+        known = user_id is not None and user_id in self.model.users_
+        return Query(
+            user_id=user_id if known else None,
+            items=items,
+            weights=[weight.get(e.event, 1.0) for e in events] + [1.0] * len(session),
+            timestamps=[e.timestamp for e in events] + [last] * len(session),
+            events=[e.event for e in events] + ["view"] * len(session),
+            candidates=candidates,
+            exclude=exclude,
+        )
+
+    def recommend(self, query: Query, k: int) -> ItemList:
+        (items,) = self.model.recommend([query], k)
+        return items
+
+    def similar(self, item_id: str, k: int) -> ItemList:
+        """Items the model ranks first for a session of `item_id` alone (the item left out)."""
+        self.check_items([item_id])
+        return self.recommend(Query(items=[item_id], exclude=[item_id]), k)
+
+    # ---- explanations ----------------------------------------------------------------------
+    def explain(self, query: Query, item_id: str) -> tuple[float, np.ndarray, np.ndarray]:
+        """Score of `item_id` for the query's whole history, and each history item with the
+        score it loses when that item alone is left out (largest first).
+
+        For neighbourhood and linear models (item-kNN, EASE) the loss is exactly the item's
+        similarity contribution; for fold-in models it is the change of the folded-in user
+        vector's dot product. An empty history returns empty arrays (the popularity fallback).
+        """
+        self.check_items([item_id])
+        model = self.model
+        target = model.items_.index([item_id])
+        history = QueryBatch.build(model, [query]).history  # (1, I)
+        n = history.nnz
+        if n == 0 or model.history_mode in (None, "none"):
+            pop = float(model.item_popularity_[target[0]])
+            return pop, np.zeros(0, np.int64), np.zeros(0, np.float32)
+        full = _column(model.score_history(history, target))[0]
+        if n == 1:  # without its only item the history is empty: the item accounts for it all
+            return float(full), history.indices.astype(np.int64), np.array([full], np.float32)
+        drops = np.empty(n, dtype=np.float32)
+        for start in range(0, n, EXPLAIN_ROWS):
+            rows = np.arange(start, min(n, start + EXPLAIN_ROWS))
+            drops[rows] = full - _column(model.score_history(_leave_one_out(history, rows), target))
+        order = np.argsort(-drops, kind="stable")
+        return float(full), history.indices[order].astype(np.int64), drops[order]
+
+
+def _column(scores: np.ndarray | torch.Tensor) -> np.ndarray:
+    """(Q,) float32 of a (Q, 1) score block."""
+    if isinstance(scores, torch.Tensor):
+        scores = scores.detach().to("cpu", torch.float32).numpy()
+    return np.asarray(scores, dtype=np.float32)[:, 0]
+
+
+def _leave_one_out(history: sp.csr_matrix, drop: np.ndarray) -> sp.csr_matrix:
+    """(len(drop), I): the one-row `history` repeated, row r without its entry `drop[r]`."""
+    n, m = history.nnz, len(drop)
+    keep = np.ones((m, n), dtype=bool)
+    keep[np.arange(m), drop] = False
+    cols = np.broadcast_to(history.indices, (m, n))[keep]
+    data = np.broadcast_to(history.data, (m, n))[keep]
+    indptr = np.arange(m + 1, dtype=np.int64) * (n - 1)
+    return sp.csr_matrix((data, cols, indptr), shape=(m, history.shape[1]), dtype=np.float32)

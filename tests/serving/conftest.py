@@ -1,0 +1,53 @@
+"""Fixtures of the service tests: the tiny synthetic shop with saved models, and clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tuijian.cli.common import save_fitted
+from tuijian.cli.data_commands import synthetic_split, write_prepared
+from tuijian.models.registry import get_model
+from tuijian.serving import Settings, create_app
+
+KEY = "test-key"
+MODELS = {
+    "itemknn": {"weighting": "bm25"},  # history-native, item-item
+    "ease": {"l2": 500.0},  # history-native, linear
+    # fold-in, factors
+    "als": {"factors": 16, "regularization": 1.0, "alpha": 2.0, "iterations": 8, "num_threads": 1},
+    "pop": {},
+}
+
+
+@pytest.fixture(scope="session")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny synthetic shop (300 users, 150 items) in `data/` and models in `models/<name>`,
+    saved with `fit.json` like `tuijian quickstart` does (so titles and categories are found)."""
+    root = tmp_path_factory.mktemp("shop")
+    _, split, report = synthetic_split("tiny", seed=0)
+    write_prepared(split, report, root / "data")
+    for name, settings in MODELS.items():
+        model = get_model(name, **settings).fit(split.train)
+        save_fitted(model, root / "models" / name, root / "data", 0.0)
+    return root
+
+
+def client_for(model_dir: Path, **settings: object) -> Iterator[TestClient]:
+    """A client of the app over `model_dir` (lifespan run), the API key set."""
+    app = create_app(Settings(model_dir, **{"api_key": KEY, **settings}))  # type: ignore[arg-type]
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def knn(shop: Path) -> Iterator[TestClient]:
+    yield from client_for(shop / "models" / "itemknn")
+
+
+@pytest.fixture
+def als(shop: Path) -> Iterator[TestClient]:
+    yield from client_for(shop / "models" / "als")
