@@ -41,6 +41,7 @@ from tuijian.serving.schemas import (
     RecommendIn,
     ReloadOut,
     ScoredItem,
+    errors,
 )
 
 API_KEY_ENV = "TUIJIAN_API_KEY"
@@ -94,7 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             store.close()
 
-    app = FastAPI(title="tuijian", version="1", lifespan=lifespan)
+    app = FastAPI(title="tuijian", version="1", lifespan=lifespan, responses=errors(400, 413))
     app.state.settings = settings
     app.state.metrics = metrics
     app.add_middleware(ObservedLimited, metrics=metrics, max_body=settings.max_body)
@@ -105,7 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(TuijianError)
     async def _bad(request: Request, exc: TuijianError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": " ".join(str(exc).split())})
+        return JSONResponse(status_code=400, content={"detail": " ".join(str(exc).split())})
 
     for router in (ops, users, sessions, items, events, admin):
         app.include_router(router)
@@ -155,11 +156,13 @@ def _items_out(served: Served, items: ItemList) -> ItemsOut:
 
 # ---- routes --------------------------------------------------------------------------------
 ops = APIRouter(tags=["operations"])
-users = APIRouter(prefix="/v1/users", tags=["users"])
-sessions = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
-items = APIRouter(prefix="/v1/items", tags=["items"])
-events = APIRouter(prefix="/v1/events", tags=["events"])
-admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_key)])
+users = APIRouter(prefix="/v1/users", tags=["users"], responses=errors(404))
+sessions = APIRouter(prefix="/v1/recommendations", tags=["recommendations"], responses=errors(404))
+items = APIRouter(prefix="/v1/items", tags=["items"], responses=errors(404))
+events = APIRouter(prefix="/v1/events", tags=["events"], responses=errors(401))
+admin = APIRouter(
+    prefix="/admin", tags=["admin"], dependencies=[Depends(require_key)], responses=errors(401, 409)
+)
 
 
 @ops.get("/health", response_model=Health)
@@ -275,7 +278,13 @@ async def reload(request: Request) -> ReloadOut:
     settings: Settings = request.app.state.settings
     async with slot.lock:
         previous = slot.served
-        fresh = await run_in_threadpool(Served.load, Path(settings.model_dir))
+        try:
+            fresh = await run_in_threadpool(Served.load, Path(settings.model_dir))
+        except TuijianError as exc:
+            detail = " ".join(str(exc).split())
+            raise HTTPException(
+                409, f"reload failed, still serving {previous.label}: {detail}"
+            ) from None
         slot.served = fresh
     request.app.state.metrics.serving(fresh.model.name, fresh.version)
     return ReloadOut(previous=previous.label, current=fresh.label)

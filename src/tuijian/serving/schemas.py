@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 MAX_K = 1000
 MAX_LIST = 10_000  # ids in one candidates / exclude / session list
@@ -12,10 +12,19 @@ MAX_BATCH = 1000  # events in one POST
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
-class Strict(BaseModel):
-    """A request body: unknown keys are an error, not silently dropped."""
+def _integral(value: object) -> object:
+    """411.0 as 411 (JSON Schema counts it an integer); anything else is left to strict checks."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
-    model_config = ConfigDict(extra="forbid")
+
+Integral = Annotated[int, BeforeValidator(_integral)]
+
+
+class Strict(BaseModel):
+    """A request body: unknown keys and values of another JSON type (true for a number) are
+    errors, not silently dropped or converted."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ScoredItem(BaseModel):
@@ -33,20 +42,15 @@ class ItemsOut(BaseModel):
 
 
 class RecommendIn(Strict):
-    """A known user, or an anonymous session given as item ids (oldest first)."""
+    """A known user, or an anonymous session given as item ids (oldest first); with neither,
+    the popularity fallback."""
 
     user_id: Id | None = None
     items: list[Id] = Field(default_factory=list, max_length=MAX_LIST)
-    k: int = Field(default=10, ge=1, le=MAX_K)
+    k: Integral = Field(default=10, ge=1, le=MAX_K)
     candidates: list[Id] | None = Field(default=None, max_length=MAX_LIST)
     exclude: list[Id] = Field(default_factory=list, max_length=MAX_LIST)
     category: Id | None = None
-
-    @model_validator(mode="after")
-    def _someone(self) -> RecommendIn:
-        if self.user_id is None and not self.items:
-            raise ValueError("give a user_id or a non-empty list of items")
-        return self
 
 
 class EventIn(Strict):
@@ -88,6 +92,24 @@ class ExplanationOut(BaseModel):
     kind: str  # "history" or "popular"
     reasons: list[Reason]
     source: str
+
+
+class Detail(BaseModel):
+    """An error: one line saying what is wrong and where."""
+
+    detail: str
+
+
+def errors(*codes: int) -> dict[int | str, dict]:
+    """OpenAPI entries of the error answers `codes` (all carry a `Detail`)."""
+    meaning = {
+        400: "a value the model cannot use",
+        401: "a missing or wrong X-API-Key",
+        404: "an unknown item or category",
+        409: "a model folder that does not load (the old version keeps answering)",
+        413: "a request body over the limit",
+    }
+    return {code: {"model": Detail, "description": meaning[code]} for code in codes}
 
 
 class Health(BaseModel):
