@@ -119,16 +119,19 @@ def app_from_env() -> FastAPI:
 
 
 # ---- dependencies --------------------------------------------------------------------------
-def current(request: Request) -> Served:
+# Dependencies and read routes are `async def`: they run on the event loop, without a hop to a
+# worker thread (which cost more than the scoring itself: 4.9 -> see docs/benchmarks/serving.md).
+# Event writes stay in the thread pool, so a commit's fsync never stalls the loop.
+async def current(request: Request) -> Served:
     """The model version a request is answered with (fixed for the whole request)."""
     return request.app.state.slot.served
 
 
-def event_store(request: Request) -> EventStore:
+async def event_store(request: Request) -> EventStore:
     return request.app.state.events
 
 
-def require_key(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> None:
+async def require_key(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> None:
     """401 unless the request carries the service's API key."""
     key = request.app.state.api_key
     if key is None:
@@ -166,7 +169,7 @@ admin = APIRouter(
 
 
 @ops.get("/health", response_model=Health)
-def health(served: ServedDep) -> Health:
+async def health(served: ServedDep) -> Health:
     """The service is up, and which model version answers."""
     model = served.model
     return Health(
@@ -186,7 +189,7 @@ def metrics(request: Request) -> Response:
 
 
 @users.get("/{user_id}/recommendations", response_model=ItemsOut)
-def user_recommendations(
+async def user_recommendations(
     served: ServedDep,
     store: StoreDep,
     user_id: UserId,
@@ -202,7 +205,7 @@ def user_recommendations(
 
 
 @users.get("/{user_id}/recommendations/{item_id}/explanation", response_model=ExplanationOut)
-def explanation(
+async def explanation(
     served: ServedDep,
     store: StoreDep,
     user_id: UserId,
@@ -238,7 +241,7 @@ def explanation(
 
 
 @sessions.post("", response_model=ItemsOut)
-def recommendations(served: ServedDep, store: StoreDep, body: RecommendIn) -> ItemsOut:
+async def recommendations(served: ServedDep, store: StoreDep, body: RecommendIn) -> ItemsOut:
     """Top-k items for a known user or an anonymous session, with candidate / exclude lists
     and a category filter."""
     stored = store.user_events(body.user_id) if body.user_id is not None else []
@@ -254,7 +257,7 @@ def recommendations(served: ServedDep, store: StoreDep, body: RecommendIn) -> It
 
 
 @items.get("/{item_id}/similar", response_model=ItemsOut)
-def similar(served: ServedDep, item_id: ItemId, k: K = 10) -> ItemsOut:
+async def similar(served: ServedDep, item_id: ItemId, k: K = 10) -> ItemsOut:
     """The items the model ranks first for a session holding `item_id` alone."""
     return _items_out(served, served.similar(item_id, k))
 
