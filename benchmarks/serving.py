@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -67,20 +68,33 @@ def _port() -> int:
         return sock.getsockname()[1]
 
 
-def serve(model_dir: Path, db: Path, port: int) -> subprocess.Popen:
+def serve(model_dir: Path, db: Path, port: int, workers: int = 1) -> subprocess.Popen:
     """`tuijian serve` in its own process, once /health answers."""
     env = {**os.environ, "TUIJIAN_API_KEY": KEY, "OMP_NUM_THREADS": "1", "TUIJIAN_THREADS": "1"}
     cli = "import sys; from tuijian.cli import app; sys.exit(app())"
     cmd = [sys.executable, "-c", cli, "serve", str(model_dir), "--port", str(port)]
-    proc = subprocess.Popen([*cmd, "--events-db", str(db)], env=env, stdout=subprocess.DEVNULL)
-    for _ in range(600):
+    cmd += ["--events-db", str(db), "--workers", str(workers)]
+    # its own process group, so `stop` ends the workers of --workers N too
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
                 return proc
         except httpx.HTTPError:
             time.sleep(0.1)
-    proc.kill()
+    stop(proc)
     raise SystemExit("server did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End the server and every worker it started."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _summary(name: str, lat: list[float], errors: int, seconds: float) -> dict:
@@ -94,74 +108,97 @@ def _summary(name: str, lat: list[float], errors: int, seconds: float) -> dict:
         "p50_ms": round(float(np.percentile(ms, 50)), 2),
         "p99_ms": round(float(np.percentile(ms, 99)), 2),
     }
-    print(json.dumps(row))
+    print(json.dumps(row), flush=True)
     return row
 
 
-async def fixed_rate(base: str, users: list[str], rate: float, seconds: float) -> dict:
+class Pool:
+    """Keep-alive HTTP/1.1 connections over raw asyncio streams: a client that costs far less
+    CPU per request than httpx, so on a shared 2-core machine the server's time is measured."""
+
+    def __init__(self, port: int, size: int) -> None:
+        self.port, self.size = port, size
+        self.idle: asyncio.Queue = asyncio.Queue()
+        self.opened = 0
+
+    async def _conn(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.idle.empty() and self.opened < self.size:
+            self.opened += 1
+            return await asyncio.open_connection("127.0.0.1", self.port)
+        return await self.idle.get()
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> int:
+        """Send one request, read the whole answer; its status code."""
+        reader, writer = await self._conn()
+        head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\nX-API-Key: {KEY}\r\n"
+        if body:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        writer.write(head.encode() + b"\r\n" + body)
+        status_line = await reader.readline()
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        await reader.readexactly(length)
+        self.idle.put_nowait((reader, writer))
+        return int(status_line.split()[1])
+
+
+async def fixed_rate(port: int, users: list[str], rate: float, seconds: float) -> dict:
     """GET recommendations at `rate` per second (open loop: sends never wait for answers)."""
     rng = np.random.default_rng(0)
     lat: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+    pool = Pool(port, 64)
 
-        async def one(user: str) -> None:
-            nonlocal errors
-            t = time.perf_counter()
-            response = await client.get(f"/v1/users/{user}/recommendations", params={"k": 10})
-            lat.append(time.perf_counter() - t)
-            errors += response.status_code != 200
+    async def one(user: str) -> None:
+        nonlocal errors
+        t = time.perf_counter()
+        status = await pool.request("GET", f"/v1/users/{user}/recommendations?k=10")
+        lat.append(time.perf_counter() - t)
+        errors += status != 200
 
-        start, tasks, n = time.perf_counter(), [], int(rate * seconds)
-        for i in range(n):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(users[rng.integers(len(users))])))
-        await asyncio.gather(*tasks)
-        return _summary(f"GET at {rate:.0f}/s", lat, errors, time.perf_counter() - start)
+    start, tasks, n = time.perf_counter(), [], int(rate * seconds)
+    for i in range(n):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(users[rng.integers(len(users))])))
+    await asyncio.gather(*tasks)
+    return _summary(f"GET at {rate:.0f}/s", lat, errors, time.perf_counter() - start)
 
 
 async def saturate(
-    base: str, users: list[str], items: list[str], seconds: float, conc: int
+    port: int, users: list[str], items: list[str], seconds: float, conc: int
 ) -> dict:
     """`conc` clients in a closed loop, one request in ten an event post."""
     lat: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
-    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+    pool = Pool(port, conc)
 
-        async def worker(w: int) -> None:
-            nonlocal errors
-            rng = np.random.default_rng(w)
-            n = 0
-            while time.perf_counter() < stop:
-                user = users[rng.integers(len(users))]
-                t = time.perf_counter()
-                if rng.random() < 0.1:
-                    body = {
-                        "user_id": user,
-                        "item_id": items[rng.integers(len(items))],
-                        "event": "view",
-                        "timestamp": 1.8e9 + n,
-                        "event_id": f"w{w}-{n}",
-                    }
-                    response = await client.post(
-                        "/v1/events", json=body, headers={"X-API-Key": KEY}
-                    )
-                else:
-                    response = await client.get(f"/v1/users/{user}/recommendations")
-                lat.append(time.perf_counter() - t)
-                errors += response.status_code != 200
-                n += 1
+    async def worker(w: int) -> None:
+        nonlocal errors
+        rng = np.random.default_rng(w)
+        n = 0
+        while time.perf_counter() < stop:
+            user = users[rng.integers(len(users))]
+            t = time.perf_counter()
+            if rng.random() < 0.1:
+                item = items[rng.integers(len(items))]
+                body = {"user_id": user, "item_id": item, "event": "view",
+                        "timestamp": 1.8e9 + n, "event_id": f"w{w}-{n}"}  # fmt: skip
+                status = await pool.request("POST", "/v1/events", json.dumps(body).encode())
+            else:
+                status = await pool.request("GET", f"/v1/users/{user}/recommendations")
+            lat.append(time.perf_counter() - t)
+            errors += status != 200
+            n += 1
 
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(w) for w in range(conc)))
-        return _summary(
-            f"closed loop x{conc}, 10 % events", lat, errors, time.perf_counter() - start
-        )
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(conc)))
+    return _summary(f"closed loop x{conc}, 10 % events", lat, errors, time.perf_counter() - start)
 
 
 def load(args: argparse.Namespace) -> None:
@@ -170,19 +207,18 @@ def load(args: argparse.Namespace) -> None:
     db = WORK / "events.db"
     db.unlink(missing_ok=True)
     port = _port()
-    proc = serve(model_dir, db, port)
+    proc = serve(model_dir, db, port, args.workers)
     try:
         from tuijian.models.base import Recommender
 
         model = Recommender.load(model_dir)
         users, items = model.users_.ids.tolist(), model.items_.ids.tolist()
-        base = f"http://127.0.0.1:{port}"
-        asyncio.run(fixed_rate(base, users, 50, 3))  # warm-up
-        asyncio.run(fixed_rate(base, users, args.rate, args.seconds))
-        asyncio.run(saturate(base, users, items, args.seconds, args.concurrency))
+        asyncio.run(fixed_rate(port, users, 50, 3))  # warm-up
+        for rate in args.rate:
+            asyncio.run(fixed_rate(port, users, rate, args.seconds))
+        asyncio.run(saturate(port, users, items, args.seconds, args.concurrency))
     finally:
-        proc.kill()
-        proc.wait()
+        stop(proc)
 
 
 def explain(args: argparse.Namespace) -> None:
@@ -253,9 +289,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(required=True)
     p = sub.add_parser("load")
-    p.add_argument("--rate", type=float, default=200)
+    p.add_argument("--rate", type=float, nargs="+", default=[100, 200])
     p.add_argument("--seconds", type=float, default=15)
     p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--workers", type=int, default=1)
     p.set_defaults(run=load)
     p = sub.add_parser("explain")
     p.add_argument("--scale", default="small")
