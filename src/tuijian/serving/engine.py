@@ -46,10 +46,9 @@ class Catalogue:
     @classmethod
     def of_model(cls, model_dir: Path) -> Catalogue:
         """The catalogue of the data folder recorded in the model's `fit.json`, if still there."""
-        from tuijian.cli.common import fitted_on
-
-        data = fitted_on(model_dir)
-        if data is None:
+        record = model_dir / "fit.json"  # written beside the model by `tuijian train`
+        data = Path(json.loads(record.read_text())["data"]) if record.is_file() else None
+        if data is None or not data.is_dir():
             return cls.empty()
         titles: dict[str, str] = {}
         categories: dict[str, tuple[str, ...]] = {}
