@@ -20,6 +20,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "tuijian.models.autoencoder",
     "tuijian.models.graph",
     "tuijian.models.sequential",
+    "tuijian.models.two_tower",
 )
 
 

@@ -1,0 +1,116 @@
+"""Item and user side features for the towers: categories, text (TF-IDF + SVD), user columns.
+
+Everything is turned into index or float arrays once per fit, aligned with the fitted
+vocabularies, so the torch modules only gather rows. The text encoding is cached in memory by
+a hash of the documents and settings: refits on the same catalogue (tuning, tests) encode once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import polars as pl
+
+from tuijian.data.columns import Columns
+from tuijian.data.dataset import Dataset
+from tuijian.errors import DataError
+from tuijian.models.classic.content import item_documents
+
+C = Columns
+_TEXT_CACHE: dict[str, np.ndarray] = {}
+_TEXT_CACHE_SIZE = 8  # encodings kept (each is items x dims float32)
+
+
+def item_categories(dataset: Dataset, max_per_item: int) -> tuple[np.ndarray, int]:
+    """(I, K) int64 category indices per item, padded with the category count; and that count.
+
+    Categories come from the `categories` list (or string) column of the item features; items
+    without a row, or a dataset without the column, get padding only (K = 1).
+    """
+    feats = dataset.item_features
+    if feats is None or C.categories not in feats.columns:
+        return np.zeros((dataset.n_items, 1), dtype=np.int64), 0
+    col = pl.col(C.categories)
+    if not isinstance(feats.schema[C.categories], pl.List):
+        col = col.cast(pl.Utf8).str.split("|")
+    table = feats.select(
+        dataset.items.lookup(feats[C.item_id]).alias(C.item_idx),
+        col.cast(pl.List(pl.Utf8)).alias("cat"),
+    ).drop_nulls(C.item_idx)
+    exploded = table.explode("cat").drop_nulls("cat").unique(maintain_order=True)
+    names = exploded["cat"].unique().sort()
+    n_cat = len(names)
+    if n_cat == 0:
+        return np.zeros((dataset.n_items, 1), dtype=np.int64), 0
+    code = exploded["cat"].replace_strict(names, pl.Series(np.arange(n_cat)), return_dtype=pl.Int64)
+    items = exploded[C.item_idx].to_numpy().astype(np.int64)
+    order = np.argsort(items, kind="stable")
+    items, codes = items[order], code.to_numpy()[order]
+    starts = np.searchsorted(items, items, side="left")
+    within = np.arange(len(items)) - starts
+    keep = within < max_per_item
+    width = int(min(max_per_item, within.max() + 1))
+    out = np.full((dataset.n_items, width), n_cat, dtype=np.int64)
+    out[items[keep], within[keep]] = codes[keep]
+    return out, n_cat
+
+
+def text_features(dataset: Dataset, dims: int, max_features: int = 20_000) -> np.ndarray:
+    """(I, d) float32 TF-IDF + truncated SVD of each item's title, text and categories.
+
+    Columns are scaled to unit variance over items, rows of items without text are zero; d is
+    at most `dims` (fewer when the vocabulary is smaller). No item text: a (I, 0) array.
+    """
+    try:
+        docs = item_documents(dataset.item_features, dataset)
+    except DataError:
+        return np.zeros((dataset.n_items, 0), dtype=np.float32)
+    key = hashlib.sha256(
+        "\x1f".join([str(dims), str(max_features), *docs]).encode("utf-8")
+    ).hexdigest()
+    if key in _TEXT_CACHE:
+        return _TEXT_CACHE[key].copy()
+    # Imported here: scikit-learn takes a second to import and only text features need it.
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(max_features=max_features, sublinear_tf=True, dtype=np.float32)
+    try:
+        tfidf = vectorizer.fit_transform(docs)
+    except ValueError:  # every document empty
+        return np.zeros((dataset.n_items, 0), dtype=np.float32)
+    k = min(dims, tfidf.shape[1] - 1, tfidf.shape[0] - 1)
+    if k < 1:
+        return np.zeros((dataset.n_items, 0), dtype=np.float32)
+    svd = TruncatedSVD(n_components=k, random_state=0, algorithm="arpack")
+    dense = svd.fit_transform(tfidf).astype(np.float32)  # (I, k)
+    scale = dense.std(axis=0)
+    dense /= np.where(scale > 0, scale, 1.0)
+    if len(_TEXT_CACHE) >= _TEXT_CACHE_SIZE:
+        _TEXT_CACHE.pop(next(iter(_TEXT_CACHE)))
+    _TEXT_CACHE[key] = dense
+    return dense.copy()
+
+
+def user_feature_codes(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(U, F) int64 codes of the categorical user feature columns (0 = unknown), and (F,)
+    the number of codes per column (values + 1). No user features: (U, 0) and (0,)."""
+    feats = dataset.user_features
+    n_users = dataset.n_users
+    if feats is None:
+        return np.zeros((n_users, 0), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    columns = [
+        c for c in feats.columns if c != C.user_id and feats.schema[c] in (pl.Utf8, pl.Categorical)
+    ]
+    rows = dataset.users.lookup(feats[C.user_id].cast(pl.Utf8)).fill_null(-1).to_numpy()
+    known = rows >= 0
+    rows = rows[known].astype(np.int64)
+    codes = np.zeros((n_users, len(columns)), dtype=np.int64)
+    sizes = np.zeros(len(columns), dtype=np.int64)
+    for j, col in enumerate(columns):
+        values = feats[col].cast(pl.Utf8).fill_null("")
+        uniq, inverse = np.unique(np.asarray(values.to_list(), dtype=object), return_inverse=True)
+        codes[rows, j] = inverse[known] + 1
+        sizes[j] = len(uniq) + 1
+    return codes, sizes

@@ -1,0 +1,409 @@
+"""Two-tower retrieval after YouTube-DNN (Covington et al., RecSys 2016), hybrid with content.
+
+    h     = sum_j w_j (H[j] + content(j)) / sum_j w_j   # (Q, D) pooled history, weights w
+    u     = MLP([h, F_1[f_1], ..., F_k[f_k]])          # (Q, D) user tower, optional features
+    v_i   = warm_i E[i] + Cat(cats_i) + W text_i       # (I, D) item tower: id + content
+    score = <u / |u|, v_i / |v_i|> / temperature       # (normalize=True; else the plain dot)
+
+The history weights are the summed interaction weights (event-type weights of `prepare`, e.g.
+view 1, cart 3, buy 5) of the user's items; `content(j)` is the item tower's category and text
+part, so an item nobody interacted with still counts in a history through its content. Training
+takes every (user, item) pair of the training matrix once an epoch as a target, with the
+user's other items as the history (the target is left out, as Covington's "predict the held-out
+watch"), and a softmax over the batch's targets with logQ correction (each logit minus the log
+of its item's expected count among the sampled columns; Yi et al. 2019), optionally mixed with
+`n_uniform` items drawn uniformly (Yang et al. 2020, mixed negative sampling). A share
+`id_dropout` of the sampled items is scored without its id embedding (DropoutNet, Volkovs et
+al. 2017), so the content part alone learns to place an item: what cold items rely on.
+
+Scoring is history-native: a user is their training history pooled, so any history given at
+call time (fresh events, an anonymous session) is scored the same way with no refit. Items
+with no training interaction get no id embedding (`warm_i` = 0): cold items are ranked through
+their categories and text. `item_vectors()` exports the item side for vector search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from tuijian.data.dataset import Dataset
+from tuijian.models.neural import TorchConfig, TorchRecommender
+from tuijian.models.query import QueryBatch
+from tuijian.models.registry import register
+from tuijian.models.two_tower.features import item_categories, text_features, user_feature_codes
+from tuijian.nn.losses import in_batch_duplicates, sampled_softmax_loss
+from tuijian.nn.mlp import MLP
+
+# Score blocks of user vectors are built this many queries at a time.
+USER_CHUNK = 4096
+
+
+class TwoTowerConfig(TorchConfig):
+    """Sizes of the towers, which content the item tower reads, and the sampled softmax.
+
+    `user_layers` are the hidden widths of the user tower's ReLU MLP before its last linear
+    layer to `dim` (empty and no user features: the pooled history is the user vector).
+    `text_dim` is the number of SVD components of the items' TF-IDF text (0: no text);
+    `use_categories` / `use_user_features` switch those inputs. `max_history` caps the items
+    pooled for one training example (a random subset; scoring pools everything);
+    `id_dropout` is the share of sampled items trained on their content alone.
+    """
+
+    dim: int = Field(64, ge=1)
+    user_layers: tuple[int, ...] = ()
+    dropout: float = Field(0.0, ge=0, lt=1)
+    use_categories: bool = True
+    max_categories: int = Field(8, ge=1)
+    text_dim: int = Field(32, ge=0)
+    use_user_features: bool = True
+    normalize: bool = True
+    temperature: float = Field(0.1, gt=0)
+    n_uniform: int = Field(0, ge=0)  # uniform negatives mixed with the in-batch ones
+    log_q: bool = True
+    max_history: int = Field(200, ge=1)
+    id_dropout: float = Field(0.1, ge=0, le=1)  # share of sampled items scored by content only
+    batch_size: int = Field(1024, ge=2)
+    epochs: int = Field(30, ge=1)
+    lr: float = Field(3e-3, gt=0)
+
+
+class Examples(NamedTuple):
+    """One training batch: B targets, their users' pooled histories (ragged) and negatives."""
+
+    hist_items: torch.Tensor  # (N,) item indices of all histories, concatenated
+    hist_owner: torch.Tensor  # (N,) row of the batch each history item belongs to
+    hist_weight: torch.Tensor  # (N,) float32 interaction weights
+    user_codes: torch.Tensor  # (B, F) user feature codes
+    targets: torch.Tensor  # (B,) positive item of each row
+    uniform: torch.Tensor  # (M,) uniformly drawn negatives
+    id_keep: torch.Tensor  # (B + M,) 1.0, or 0.0 where the item's id embedding is dropped
+
+
+class TwoTowerNet(nn.Module):
+    """The user tower (pooled history + user features -> MLP) and the item tower (id +
+    categories + text); both return (n, D) vectors."""
+
+    def __init__(
+        self,
+        n_items: int,
+        dim: int,
+        item_cats: np.ndarray,
+        n_categories: int,
+        text: np.ndarray,
+        warm: np.ndarray,
+        feature_sizes: np.ndarray,
+        user_layers: tuple[int, ...],
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.item_emb = nn.Embedding(n_items, dim)  # the item tower's id part (output side)
+        self.hist_emb = nn.Embedding(n_items, dim)  # history input embedding (Covington)
+        nn.init.normal_(self.item_emb.weight, std=0.1)
+        nn.init.normal_(self.hist_emb.weight, std=0.1)
+        self.register_buffer("warm", torch.from_numpy(warm.astype(np.float32))[:, None], False)
+        self.cat_emb: nn.EmbeddingBag | None = None
+        if n_categories:
+            self.cat_emb = nn.EmbeddingBag(
+                n_categories + 1, dim, mode="mean", padding_idx=n_categories
+            )
+            nn.init.normal_(self.cat_emb.weight, std=0.1)
+            with torch.no_grad():
+                self.cat_emb.weight[n_categories].zero_()
+            self.register_buffer("item_cats", torch.from_numpy(item_cats), False)
+        self.text_proj: nn.Linear | None = None
+        if text.shape[1]:
+            self.text_proj = nn.Linear(text.shape[1], dim, bias=False)
+            self.register_buffer("text", torch.from_numpy(text), False)
+        offsets = np.concatenate([[0], np.cumsum(feature_sizes)[:-1]]).astype(np.int64)
+        self.register_buffer("feature_offsets", torch.from_numpy(offsets), False)
+        self.user_feat: nn.Embedding | None = None
+        if len(feature_sizes):
+            self.user_feat = nn.Embedding(int(feature_sizes.sum()), dim)
+            nn.init.normal_(self.user_feat.weight, std=0.1)
+        width = dim * (1 + len(feature_sizes))
+        self.tower: nn.Module = nn.Identity()
+        if user_layers or len(feature_sizes):
+            hidden = MLP((width, *user_layers), dropout) if user_layers else nn.Identity()
+            self.tower = nn.Sequential(hidden, nn.Linear((width, *user_layers)[-1], dim))
+
+    def content(self, items: torch.Tensor) -> torch.Tensor | None:
+        """(n, D) category + text part of the item tower, or None without content."""
+        parts = []
+        if self.cat_emb is not None:
+            parts.append(self.cat_emb(self.item_cats[items]))
+        if self.text_proj is not None:
+            parts.append(self.text_proj(self.text[items]))
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+    def items(self, items: torch.Tensor, id_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """(n, D) item tower output of item indices (`id_keep`: (n,) 0/1 id dropout)."""
+        keep = self.warm[items]
+        if id_keep is not None and (self.cat_emb is not None or self.text_proj is not None):
+            keep = keep * id_keep[:, None]  # id dropout only where content can stand in
+        out = self.item_emb(items) * keep
+        extra = self.content(items)
+        return out if extra is None else out + extra
+
+    def users(
+        self,
+        hist_items: torch.Tensor,
+        hist_owner: torch.Tensor,
+        hist_weight: torch.Tensor,
+        user_codes: torch.Tensor,
+    ) -> torch.Tensor:
+        """(Q, D) user tower output from ragged weighted histories and (Q, F) feature codes."""
+        n = len(user_codes)
+        vec = self.hist_emb(hist_items) * self.warm[hist_items]  # (N, D); cold: content only
+        extra = self.content(hist_items)
+        if extra is not None:
+            vec = vec + extra
+        pooled = torch.zeros((n, vec.shape[1]), dtype=vec.dtype, device=vec.device)
+        pooled.index_add_(0, hist_owner, vec * hist_weight[:, None])
+        total = torch.zeros(n, dtype=vec.dtype, device=vec.device)
+        total.index_add_(0, hist_owner, hist_weight)
+        pooled = pooled / total.clamp_min(1e-9)[:, None]  # (Q, D); an empty history is zero
+        if self.user_feat is not None:
+            feats = self.user_feat(user_codes + self.feature_offsets)  # (Q, F, D)
+            pooled = torch.cat([pooled, feats.flatten(1)], dim=1)
+        return self.tower(pooled)
+
+    def forward(self, batch: Examples) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, D) user vectors and (B + M, D) vectors of the targets then the uniform items."""
+        users = self.users(batch.hist_items, batch.hist_owner, batch.hist_weight, batch.user_codes)
+        return users, self.items(torch.cat([batch.targets, batch.uniform]), batch.id_keep)
+
+
+def ragged_rows(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions into a CSR's `indices` of the given rows, concatenated, and their owner rows
+    (0..len(rows)-1); vectorized over all rows."""
+    lengths = indptr[rows + 1] - indptr[rows]
+    owner = np.repeat(np.arange(len(rows)), lengths)
+    starts = np.repeat(indptr[rows] - (np.cumsum(lengths) - lengths), lengths)
+    return starts + np.arange(int(lengths.sum())), owner
+
+
+@register("twotower")
+class TwoTower(TorchRecommender[TwoTowerConfig]):
+    """YouTube-DNN two-tower retrieval with content features and logQ-corrected softmax.
+
+    History-native: a user's vector is their pooled training history (plus their features),
+    so a training user's history given anonymously gets the same list when the model reads no
+    user features; anonymous queries have unknown features. Cold items (no training
+    interaction) are ranked by their content.
+    """
+
+    history_mode = "native"
+    supports_cold_items = True
+    module_: TwoTowerNet
+    state_fields: ClassVar[tuple[str, ...]] = (
+        "item_cats_",
+        "n_categories_",
+        "text_features_",
+        "warm_",
+        "user_codes_",
+        "feature_sizes_",
+    )
+    test_config: ClassVar[dict[str, Any]] = {
+        "dim": 16,
+        "epochs": 15,
+        "lr": 0.01,
+        "batch_size": 64,
+        "text_dim": 8,
+    }
+
+    # ---- data --------------------------------------------------------------------------
+    def prepare_data(self, train: Dataset) -> None:
+        """Features aligned with the vocabularies, and the pair table the epochs sample from."""
+        cfg = self.config
+        if cfg.use_categories:
+            self.item_cats_, self.n_categories_ = item_categories(train, cfg.max_categories)
+        else:
+            self.item_cats_, self.n_categories_ = np.zeros((self.n_items, 1), np.int64), 0
+        if cfg.text_dim:
+            self.text_features_ = text_features(train, cfg.text_dim)
+        else:
+            self.text_features_ = np.zeros((self.n_items, 0), np.float32)
+        if cfg.use_user_features:
+            self.user_codes_, self.feature_sizes_ = user_feature_codes(train)
+        else:
+            self.user_codes_ = np.zeros((len(self.users_), 0), np.int64)
+            self.feature_sizes_ = np.zeros(0, np.int64)
+        matrix = self.user_items_
+        self.warm_ = (np.diff(matrix.tocsc().indptr) > 0).astype(np.float32)
+        self.pair_user = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+        counts = np.bincount(matrix.indices, minlength=self.n_items).astype(np.float64)
+        self.log_freq = np.log(np.maximum(counts, 1.0) / counts.sum())  # target share per item
+
+    def build_module(self) -> TwoTowerNet:
+        cfg = self.config
+        return TwoTowerNet(
+            self.n_items,
+            cfg.dim,
+            self.item_cats_,
+            int(self.n_categories_),
+            self.text_features_,
+            self.warm_,
+            self.feature_sizes_,
+            cfg.user_layers,
+            cfg.dropout,
+        )
+
+    def batches(self, train: Dataset, rng: np.random.Generator) -> Iterator[Examples]:
+        """Every training pair once, in random order: the pair's item is the target and the
+        user's other items (at most `max_history`, drawn at random) the history."""
+        cfg = self.config
+        matrix = self.user_items_
+        indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+        order = rng.permutation(matrix.nnz)
+        for start in range(0, len(order), cfg.batch_size):
+            pairs = order[start : start + cfg.batch_size]
+            if len(pairs) < 2:
+                continue
+            users = self.pair_user[pairs]
+            pos, owner = ragged_rows(indptr, users)
+            keep = pos != pairs[owner]  # the target leaves its own history
+            pos, owner = pos[keep], owner[keep]
+            lengths = np.bincount(owner, minlength=len(pairs))
+            if lengths.max(initial=0) > cfg.max_history:
+                key = rng.random(len(pos))
+                by = np.lexsort((key, owner))
+                first = np.cumsum(lengths) - lengths
+                rank = np.empty(len(pos), np.int64)
+                rank[by] = np.arange(len(pos)) - first[owner[by]]
+                pos, owner = pos[rank < cfg.max_history], owner[rank < cfg.max_history]
+            uniform = rng.integers(0, self.n_items, cfg.n_uniform)
+            keep = rng.random(len(pairs) + cfg.n_uniform) >= cfg.id_dropout
+            yield self._examples(
+                indices[pos],
+                owner,
+                data[pos],
+                self.user_codes_[users],
+                indices[pairs],
+                uniform,
+                keep,
+            )
+
+    def _examples(self, items, owner, weight, codes, targets, uniform, keep) -> Examples:  # type: ignore[no-untyped-def]
+        def as_tensor(x: np.ndarray, dtype: type) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(x, dtype=dtype)).to(self.device)
+
+        return Examples(
+            as_tensor(items, np.int64),
+            as_tensor(owner, np.int64),
+            as_tensor(weight, np.float32),
+            as_tensor(codes, np.int64),
+            as_tensor(targets, np.int64),
+            as_tensor(uniform, np.int64),
+            as_tensor(keep, np.float32),
+        )
+
+    def n_batch_samples(self, batch: Examples) -> int:
+        return int(batch.targets.shape[0])
+
+    def compute_loss(self, batch: Examples) -> torch.Tensor:
+        """Sampled softmax of each row's target among the batch's targets and uniform items."""
+        cfg = self.config
+        users, items = self.module_(batch)  # (B, D), (B + M, D)
+        if cfg.normalize:
+            users, items = F.normalize(users, dim=-1), F.normalize(items, dim=-1)
+        columns = torch.cat([batch.targets, batch.uniform])
+        log_q = None
+        if cfg.log_q:  # log of each column's expected count among the sampled columns
+            n_b, n_u = len(batch.targets), len(batch.uniform)
+            freq = torch.from_numpy(self.log_freq).to(users.device)[batch.targets] + np.log(n_b)
+            uni = torch.full((n_u,), np.log(max(n_u, 1) / self.n_items), device=users.device)
+            log_q = torch.cat([freq, uni]).to(users.dtype)
+        same = batch.targets[:, None] == columns[None, :]  # (B, B + M)
+        same[:, : len(batch.targets)] = in_batch_duplicates(batch.targets)
+        return sampled_softmax_loss(users, items, log_q, cfg.temperature, duplicates=same)
+
+    # ---- scoring ---------------------------------------------------------------------------
+    def invalidate_cache(self) -> None:
+        self.__dict__.pop("_item_vectors", None)
+
+    def item_vectors(self) -> np.ndarray:
+        """(n_items, dim) float32 item tower output (unit rows when `normalize`): with
+        `user_vectors`, score = user . item, for inner-product vector search (faiss)."""
+        return self._item_matrix().cpu().numpy().copy()
+
+    def _item_matrix(self) -> torch.Tensor:
+        cached = self.__dict__.get("_item_vectors")
+        if cached is None:
+            self._check_fitted()
+            with torch.no_grad():
+                items = torch.arange(self.n_items, device=self.device)
+                cached = self.module_.items(items).float()
+                if self.config.normalize:
+                    cached = F.normalize(cached, dim=-1)
+            self.__dict__["_item_vectors"] = cached
+        return cached
+
+    def user_vectors(
+        self, history: sp.csr_matrix, user_idx: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(Q, dim) float32 user tower output of (Q, n_items) weight histories; `user_idx`
+        (-1 = anonymous) supplies the user features of known users."""
+        return self._user_matrix(history, user_idx).cpu().numpy()
+
+    def _user_matrix(self, history: sp.csr_matrix, user_idx: np.ndarray | None) -> torch.Tensor:
+        hist = sp.csr_matrix(history, dtype=np.float32)
+        n = hist.shape[0]
+        codes = np.zeros((n, self.user_codes_.shape[1]), dtype=np.int64)
+        if user_idx is not None and codes.shape[1]:
+            known = np.asarray(user_idx) >= 0
+            codes[known] = self.user_codes_[np.asarray(user_idx)[known]]
+        out = []
+        with torch.no_grad():
+            for lo in range(0, max(n, 1), USER_CHUNK):
+                rows = np.arange(lo, min(lo + USER_CHUNK, n))
+                pos, owner = ragged_rows(hist.indptr, rows)
+                batch = self._examples(
+                    hist.indices[pos], owner, hist.data[pos], codes[rows], rows[:0], rows[:0], []
+                )
+                vec = self.module_.users(
+                    batch.hist_items, batch.hist_owner, batch.hist_weight, batch.user_codes
+                ).float()
+                out.append(F.normalize(vec, dim=-1) if self.config.normalize else vec)
+        return torch.cat(out)[:n]
+
+    def _scores(
+        self, history: sp.csr_matrix, user_idx: np.ndarray | None, item_idx: np.ndarray | None
+    ) -> torch.Tensor:
+        users = self._user_matrix(history, user_idx)
+        items = self._item_matrix()
+        if item_idx is not None:
+            items = items[torch.from_numpy(np.asarray(item_idx, np.int64)).to(items.device)]
+        return (users @ items.T).cpu()
+
+    def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> torch.Tensor:
+        """Scores of known users from their pooled training histories and features."""
+        users = np.asarray(user_idx, dtype=np.int64)
+        return self._scores(self.user_items_[users], users, item_idx)
+
+    def score_history(
+        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
+    ) -> torch.Tensor:
+        """Scores of histories given at call time (anonymous: unknown user features)."""
+        return self._scores(history, None, item_idx)
+
+    def score_queries(
+        self, queries: QueryBatch, item_idx: np.ndarray | None = None
+    ) -> torch.Tensor:
+        """Every query from its history, with the features of its user when known; empty
+        histories of anonymous queries get the popularity fallback."""
+        out = self._scores(queries.history, queries.user_idx, item_idx)
+        empty = queries.empty
+        if empty.any():
+            pop = self.item_popularity_ if item_idx is None else self.item_popularity_[item_idx]
+            out[torch.from_numpy(empty)] = torch.from_numpy(pop)
+        return out
