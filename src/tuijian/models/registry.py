@@ -21,6 +21,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "tuijian.models.graph",
     "tuijian.models.sequential",
     "tuijian.models.two_tower",
+    "tuijian.models.ctr",
 )
 
 

@@ -54,7 +54,9 @@ class TwoTowerConfig(TorchConfig):
     `text_dim` is the number of SVD components of the items' TF-IDF text (0: no text);
     `use_categories` / `use_user_features` switch those inputs. `max_history` caps the items
     pooled for one training example (a random subset; scoring pools everything);
-    `id_dropout` is the share of sampled items trained on their content alone.
+    `id_dropout` is the share of sampled items trained on their content alone;
+    `history_dropout` hides that share of each training history (denoising, as Mult-DAE's
+    input dropout), against the memorisation of co-occurrences.
     """
 
     dim: int = Field(64, ge=1)
@@ -70,6 +72,7 @@ class TwoTowerConfig(TorchConfig):
     log_q: bool = True
     max_history: int = Field(200, ge=1)
     id_dropout: float = Field(0.1, ge=0, le=1)  # share of sampled items scored by content only
+    history_dropout: float = Field(0.0, ge=0, lt=1)  # share of history items hidden in training
     batch_size: int = Field(1024, ge=2)
     epochs: int = Field(30, ge=1)
     lr: float = Field(3e-3, gt=0)
@@ -281,6 +284,9 @@ class TwoTower(TorchRecommender[TwoTowerConfig]):
                 rank = np.empty(len(pos), np.int64)
                 rank[by] = np.arange(len(pos)) - first[owner[by]]
                 pos, owner = pos[rank < cfg.max_history], owner[rank < cfg.max_history]
+            if cfg.history_dropout:
+                shown = rng.random(len(pos)) >= cfg.history_dropout
+                pos, owner = pos[shown], owner[shown]
             uniform = rng.integers(0, self.n_items, cfg.n_uniform)
             keep = rng.random(len(pairs) + cfg.n_uniform) >= cfg.id_dropout
             yield self._examples(
