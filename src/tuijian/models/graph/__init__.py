@@ -1,8 +1,10 @@
-"""Graph recommenders: LightGCN and NGCF over the normalized user-item graph.
+"""Graph recommenders: LightGCN and NGCF over the normalized user-item graph; the training-free
+graph filters GF-CF and BSPM over the normalized item-item graph.
 
-Importing this package registers both models.
+Importing this package registers every model in it.
 """
 
+from tuijian.models.graph.gfcf import GFCF, GFCFConfig
 from tuijian.models.graph.lightgcn import LightGCN, LightGCNConfig
 from tuijian.models.graph.ngcf import NGCF, NGCFConfig
 from tuijian.models.graph.propagation import (
@@ -14,7 +16,9 @@ from tuijian.models.graph.propagation import (
 )
 
 __all__ = [
+    "GFCF",
     "NGCF",
+    "GFCFConfig",
     "LightGCN",
     "LightGCNConfig",
     "NGCFConfig",

@@ -1,0 +1,138 @@
+"""Graph filters and linear models: GF-CF, BSPM (and the other models of issue 12) on real data.
+
+Part `gowalla`: LightGCN's published split (train.txt / test.txt), full ranking over all items
+with train items excluded, Recall@20 / NDCG@20 of every test user, each run at its paper's
+settings (no tuning on test). Part `ml-1m` / `ml-100k`: our random 8:1:1 split (seed 2020,
+`benchmarks/common.py::random_split_of`), a small grid per model picked on valid NDCG@10, test
+NDCG@10 of the pick; EASE's grid runs beside them as the baseline.
+
+Every fit runs on one thread (torch and BLAS); fit wall and CPU seconds (this process's user +
+system time, so a busy machine does not inflate it) are reported separately from evaluation.
+
+    .venv/bin/python benchmarks/graph_filters.py --part gowalla --runs gfcf --out /tmp/tj/gf.json
+    .venv/bin/python benchmarks/graph_filters.py --part ml-1m --models gfcf ease --out /tmp/m.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import DATA, peak_rss_mb, random_split_of, set_threads
+from tuijian.data import Split, fixed_split, load
+from tuijian.evaluation import evaluate
+from tuijian.models.registry import get_model
+
+# Gowalla runs: registry name and the paper's settings for this split.
+GOWALLA_RUNS: dict[str, tuple[str, dict[str, Any]]] = {
+    # Shen et al. 2021, their code: alpha 0.3, 256 singular vectors (sparsesvd, exact)
+    "gfcf": ("gfcf", {"alpha": 0.3, "n_factors": 256}),
+    "gfcf-randomized": ("gfcf", {"alpha": 0.3, "n_factors": 256, "svd": "randomized"}),
+    "gfcf-linear": ("gfcf", {"alpha": 0.0, "n_factors": 1}),
+}
+
+# ml grids: the values one tries first around the published settings.
+ML_GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
+    "ease": tuple({"l2": float(x)} for x in (100, 250, 500, 1000, 2000)),
+    "gfcf": tuple(
+        {"alpha": a, "n_factors": k} for k in (32, 64, 128, 256) for a in (0.1, 0.3, 1.0)
+    ),
+}
+
+
+def gowalla_split() -> Split:
+    """LightGCN's published gowalla train/test files as a fixed split."""
+    raw = load("lightgcn", DATA / "lightgcn-splits" / "gowalla")
+    return fixed_split(raw.fixed_split, name="gowalla")
+
+
+def timed_fit(model: Any, split: Split) -> dict[str, float]:
+    """Fit on one thread; wall and CPU seconds of the fit."""
+    with threadpool_limits(1):
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        model.fit(split.train, valid=split.valid)
+        return {
+            "fit_wall_s": round(time.perf_counter() - wall0, 2),
+            "fit_cpu_s": round(time.process_time() - cpu0, 2),
+        }
+
+
+def timed_eval(model: Any, split: Split, part: str, ks: tuple[int, ...]) -> dict[str, Any]:
+    """Full-ranking metrics on `part` and the wall seconds they took."""
+    with threadpool_limits(1):
+        t0 = time.perf_counter()
+        res = evaluate(
+            model, split, part=part, ks=ks, metrics=("recall", "ndcg"), beyond_accuracy=False
+        )
+    return {
+        part: {k: round(v, 5) for k, v in res.summary.items()},
+        f"{part}_eval_s": round(time.perf_counter() - t0, 2),
+    }
+
+
+def run_gowalla(labels: list[str]) -> list[dict[str, Any]]:
+    """Each labelled run at its paper settings on the published gowalla split."""
+    split = gowalla_split()
+    out = []
+    for label in labels:
+        name, overrides = GOWALLA_RUNS[label]
+        model = get_model(name, **overrides)
+        row = {"label": label, "model": name, "params": overrides}
+        row |= timed_fit(model, split)
+        row |= timed_eval(model, split, "test", (20,))
+        row["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        print(json.dumps(row), flush=True)
+        out.append(row)
+    return out
+
+
+def run_ml(part: str, models: list[str]) -> list[dict[str, Any]]:
+    """Each model's grid on `part`; the pick on valid NDCG@10 with its test metrics."""
+    split = random_split_of(part)
+    out = []
+    for name in models:
+        points = []
+        for overrides in ML_GRIDS[name]:
+            model = get_model(name, **overrides)
+            point = {"params": overrides} | timed_fit(model, split)
+            point |= timed_eval(model, split, "valid", (10,))
+            point |= timed_eval(model, split, "test", (10, 20))
+            print(json.dumps({"model": name, **point}), flush=True)
+            points.append(point)
+        best = max(points, key=lambda p: p["valid"]["ndcg@10"])
+        hindsight = max(points, key=lambda p: p["test"]["ndcg@10"])
+        row = {
+            "model": name,
+            "pick": best,
+            "best_on_test": hindsight["test"]["ndcg@10"],
+            "grid": points,
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        }
+        print(json.dumps({k: row[k] for k in ("model", "pick", "best_on_test")}), flush=True)
+        out.append(row)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", choices=("gowalla", "ml-1m", "ml-100k"), required=True)
+    parser.add_argument("--runs", nargs="+", default=["gfcf"], choices=sorted(GOWALLA_RUNS))
+    parser.add_argument("--models", nargs="+", default=["ease", "gfcf"], choices=sorted(ML_GRIDS))
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    set_threads(1)
+    rows = run_gowalla(args.runs) if args.part == "gowalla" else run_ml(args.part, args.models)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"part": args.part, "runs": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
