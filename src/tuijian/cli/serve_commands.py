@@ -37,21 +37,37 @@ def serve_command(
             help="Key that POST /v1/events and /admin require in X-API-Key (none: refused).",
         ),
     ] = None,
+    ann_min_items: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="TUIJIAN_ANN_MIN_ITEMS",
+            help="Catalogue size from which factor models answer from a faiss index.",
+        ),
+    ] = 100_000,
 ) -> None:
     """Serve recommendations, similar items, explanations and events over HTTP (docs at /docs)."""
     import uvicorn
 
-    from tuijian.serving.app import API_KEY_ENV, EVENTS_DB_ENV, MODEL_DIR_ENV, Settings, create_app
+    from tuijian.serving.app import (
+        ANN_ENV,
+        API_KEY_ENV,
+        EVENTS_DB_ENV,
+        MODEL_DIR_ENV,
+        Settings,
+        create_app,
+    )
 
     read_meta(model_dir)  # a folder that is not a model fails here, in one line
     db = events_db or model_dir.resolve().parent / EVENTS_FILE
     console.print(f"serving {model_dir} on http://{host}:{port} (events in {db}; docs at /docs)")
     if workers == 1:
-        app = create_app(Settings(model_dir, db, api_key))
+        app = create_app(Settings(model_dir, db, api_key, ann_min_items=ann_min_items))
         uvicorn.run(app, host=host, port=port, log_level="warning")
         return
     os.environ[MODEL_DIR_ENV] = str(model_dir.resolve())
     os.environ[EVENTS_DB_ENV] = str(db)
+    os.environ[ANN_ENV] = str(ann_min_items)
     if api_key is not None:
         os.environ[API_KEY_ENV] = api_key
     uvicorn.run(

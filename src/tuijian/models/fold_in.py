@@ -12,6 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from tuijian.models.vectors import ridge_contributions
+
 # Floats of the (nnz, D, D) outer products and (Q, D, D) systems held at once while solving.
 SOLVE_BUDGET = 1 << 24
 
@@ -102,6 +104,21 @@ def implicit_users(
         base = gram + lam * torch.eye(dim, device=gram.device)
         ones = np.ones(binary.nnz, dtype=np.float32)
         return ridge_users(binary, item_table, base, alpha * ones, (1 + 1 / alpha) * ones)
+
+
+def implicit_contributions(
+    history: sp.csr_matrix, item_table: torch.Tensor, alpha: float, l2: float, item: int
+) -> np.ndarray:
+    """(nnz,) exact share of each item of one history (CSR order) in `implicit_users`' score of
+    `item`: the same system, split by `ridge_contributions`."""
+    binary = binary_history(history[0])
+    table = item_table.detach().to("cpu", torch.float64).numpy()
+    gram = table.T @ table
+    dim = gram.shape[0]
+    x = table[binary.indices]
+    system = gram + l2 * np.trace(gram) / dim * np.eye(dim) + alpha * x.T @ x
+    weights = np.full(len(x), 1 + alpha)
+    return ridge_contributions(x, system, weights, table[item])
 
 
 def complement_items(history: sp.csr_matrix, rows: np.ndarray, ranks: np.ndarray) -> np.ndarray:

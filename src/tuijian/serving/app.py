@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tuijian.errors import TuijianError, UnknownIdError
 from tuijian.models.base import ItemList
+from tuijian.serving.ann import ANN_MIN_ITEMS
 from tuijian.serving.engine import Served
 from tuijian.serving.events import Event, EventStore, SQLiteEventStore
 from tuijian.serving.metrics import Metrics, ObservedLimited
@@ -48,6 +49,7 @@ API_KEY_ENV = "TUIJIAN_API_KEY"
 """Environment variable holding the key that write and admin endpoints require."""
 MODEL_DIR_ENV = "TUIJIAN_MODEL_DIR"
 EVENTS_DB_ENV = "TUIJIAN_EVENTS_DB"
+ANN_ENV = "TUIJIAN_ANN_MIN_ITEMS"
 MAX_BODY = 1 << 20
 """Default cap on request bodies (bytes): a full batch of events fits well under it."""
 
@@ -55,18 +57,21 @@ MAX_BODY = 1 << 20
 @dataclass(frozen=True)
 class Settings:
     """What the service serves: a saved model folder, the event store file (None: in memory,
-    for tests), the API key (None: `TUIJIAN_API_KEY`) and the request body limit."""
+    for tests), the API key (None: `TUIJIAN_API_KEY`), the request body limit and the catalogue
+    size from which dot-product models answer from a faiss index."""
 
     model_dir: Path
     events_db: Path | None = None
     api_key: str | None = None
     max_body: int = MAX_BODY
+    ann_min_items: int = ANN_MIN_ITEMS
 
     @classmethod
     def from_env(cls) -> Settings:
         """Settings of a worker process started by `tuijian serve --workers N`."""
         db = os.environ.get(EVENTS_DB_ENV)
-        return cls(Path(os.environ[MODEL_DIR_ENV]), Path(db) if db else None)
+        ann = int(os.environ.get(ANN_ENV, ANN_MIN_ITEMS))
+        return cls(Path(os.environ[MODEL_DIR_ENV]), Path(db) if db else None, ann_min_items=ann)
 
 
 class Slot:
@@ -84,7 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        served = Served.load(Path(settings.model_dir))
+        served = Served.load(Path(settings.model_dir), settings.ann_min_items)
         store = SQLiteEventStore(settings.events_db or ":memory:")
         app.state.slot = Slot(served)
         app.state.events = store
@@ -282,7 +287,9 @@ async def reload(request: Request) -> ReloadOut:
     async with slot.lock:
         previous = slot.served
         try:
-            fresh = await run_in_threadpool(Served.load, Path(settings.model_dir))
+            fresh = await run_in_threadpool(
+                Served.load, Path(settings.model_dir), settings.ann_min_items
+            )
         except TuijianError as exc:
             detail = " ".join(str(exc).split())
             raise HTTPException(

@@ -14,6 +14,7 @@ from tuijian.data.dataset import Dataset
 from tuijian.data.split import Validation
 from tuijian.models.base import ModelConfig, Recommender
 from tuijian.models.registry import register
+from tuijian.models.vectors import DotProduct, ridge_contributions
 
 # The default L2 per observation of a factor vector (ALS-WR, Zhou et al. 2008, scaled globally):
 # `regularization` None is this times 2 * nnz / (users + items), the mean number of observations
@@ -34,7 +35,7 @@ class ALSConfig(ModelConfig):
 
 
 @register("als")
-class ALS(Recommender[ALSConfig]):
+class ALS(DotProduct, Recommender[ALSConfig]):
     """Scores are dot products of learned user and item factors (U[u] @ V.T).
 
     Fold-in: a given history's user factors are one least-squares solve against the fixed item
@@ -100,6 +101,23 @@ class ALS(Recommender[ALSConfig]):
         with threadpool_limits(limits=1, user_api="blas"):
             factors = solver.recalculate_user(np.arange(rows.shape[0]), rows)
         return np.ascontiguousarray(factors, dtype=np.float32)
+
+    def item_vectors(self) -> np.ndarray:
+        return self.item_factors_
+
+    def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        return self.user_factors_[np.asarray(user_idx, dtype=np.int64)]
+
+    def history_contributions(self, history: sp.csr_matrix, item: int) -> np.ndarray:
+        """(nnz,) exact share of each item of one history (CSR order) in its folded-in score
+        of `item`: implicit's fold-in system (confidence alpha * weight), split linearly."""
+        row = sp.csr_matrix(history[0], dtype=np.float64)
+        y = self.item_factors_.astype(np.float64)
+        confidence = self.config.alpha * row.data
+        x = y[row.indices]
+        system = y.T @ y + self.regularization_ * np.eye(y.shape[1])
+        system += (x.T * (np.abs(confidence) - 1)) @ x
+        return ridge_contributions(x, system, np.maximum(confidence, 0), y[item])
 
     def _dot(self, users: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
         items = self.item_factors_ if item_idx is None else self.item_factors_[item_idx]

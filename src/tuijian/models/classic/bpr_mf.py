@@ -18,9 +18,10 @@ from pydantic import Field
 from torch import nn
 
 from tuijian.data.dataset import Dataset
-from tuijian.models.fold_in import implicit_users
+from tuijian.models.fold_in import implicit_contributions, implicit_users
 from tuijian.models.neural import TorchConfig, TorchRecommender
 from tuijian.models.registry import register
+from tuijian.models.vectors import DotProduct, as_array
 from tuijian.nn.losses import bce_loss, bpr_loss, l2_penalty
 from tuijian.nn.sampling import NegativeSampler, positive_pairs
 
@@ -79,7 +80,7 @@ class MatrixFactorization(nn.Module):
 
 
 @register("bpr")
-class BPRMF(TorchRecommender[BPRConfig]):
+class BPRMF(DotProduct, TorchRecommender[BPRConfig]):
     """Bayesian personalized ranking matrix factorization, trained by the `Trainer`.
 
     A new history is folded in: its user vector is the implicit-ALS ridge solve over the fixed
@@ -165,6 +166,16 @@ class BPRMF(TorchRecommender[BPRConfig]):
         """(Q, D) user vectors of histories: (Q^T Q + a Q_h^T Q_h + l I) p = (1 + a) Q_h^T 1."""
         _, item_table = self.embeddings()
         return implicit_users(history, item_table, FOLD_ALPHA, FOLD_L2)
+
+    def item_vectors(self) -> np.ndarray:
+        return as_array(self.embeddings()[1])
+
+    def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        return as_array(self.embeddings()[0][np.asarray(user_idx, dtype=np.int64)])
+
+    def history_contributions(self, history: sp.csr_matrix, item: int) -> np.ndarray:
+        """(nnz,) exact share of each history item in the folded-in score of `item`."""
+        return implicit_contributions(history, self.embeddings()[1], FOLD_ALPHA, FOLD_L2, item)
 
     def score_history(
         self, history: sp.csr_matrix, item_idx: np.ndarray | None = None

@@ -11,8 +11,9 @@ import scipy.sparse as sp
 import torch
 
 from tuijian.data.dataset import Dataset
-from tuijian.models.fold_in import implicit_users
+from tuijian.models.fold_in import implicit_contributions, implicit_users
 from tuijian.models.neural import TorchConfig, TorchRecommender
+from tuijian.models.vectors import DotProduct, as_array
 from tuijian.nn.sampling import NegativeSampler, positive_pairs
 
 # A training batch: users (B,), positive items (B,), negative items (B,), the batch's unique
@@ -40,7 +41,7 @@ class GraphConfig(TorchConfig):
 GraphConfigT = TypeVar("GraphConfigT", bound=GraphConfig)
 
 
-class GraphRecommender(TorchRecommender[GraphConfigT]):
+class GraphRecommender(DotProduct, TorchRecommender[GraphConfigT]):
     """A BPR-trained model over the user-item graph; scores are dot products of final embeddings.
 
     A new history is folded in: its final user embedding is the implicit-ALS ridge solve over
@@ -108,6 +109,16 @@ class GraphRecommender(TorchRecommender[GraphConfigT]):
         fixed final item embeddings (confidence 1 + FOLD_ALPHA on the history's items)."""
         _, items = self._cached()
         return implicit_users(history, items, FOLD_ALPHA, FOLD_L2)
+
+    def item_vectors(self) -> np.ndarray:
+        return as_array(self._cached()[1])
+
+    def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        return as_array(self._cached()[0][np.asarray(user_idx, dtype=np.int64)])
+
+    def history_contributions(self, history: sp.csr_matrix, item: int) -> np.ndarray:
+        """(nnz,) exact share of each history item in the folded-in score of `item`."""
+        return implicit_contributions(history, self._cached()[1], FOLD_ALPHA, FOLD_L2, item)
 
     def score_history(
         self, history: sp.csr_matrix, item_idx: np.ndarray | None = None

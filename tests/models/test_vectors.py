@@ -1,0 +1,52 @@
+"""Dot-product models: query vectors reproduce the scores, and the per-history-item
+contributions of a fold-in sum to the folded-in score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tuijian.data.dataset import Dataset
+from tuijian.models.query import Query, QueryBatch
+from tuijian.models.registry import get_model
+from tuijian.models.vectors import DotProduct
+
+CONFIGS = {
+    "als": {"factors": 8, "iterations": 5, "num_threads": 1},
+    "bpr": {"embedding_size": 8, "epochs": 2},
+    "lightgcn": {"embedding_size": 8, "epochs": 2},
+}
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def fitted(request: pytest.FixtureRequest, shop_data: Dataset) -> DotProduct:
+    return get_model(request.param, **CONFIGS[request.param]).fit(shop_data)
+
+
+def test_query_vectors_reproduce_scores(fitted, shop_data: Dataset) -> None:
+    users = np.arange(5)
+    known = QueryBatch.for_users(fitted, users)
+    given = QueryBatch.build(fitted, [Query(items=shop_data.items.id([3, 7, 11]).tolist())])
+    items = fitted.item_vectors()
+    assert items.shape[0] == fitted.n_items and items.dtype == np.float32
+    np.testing.assert_allclose(
+        fitted.query_vectors(known) @ items.T,
+        fitted.score_queries(known).numpy(),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        fitted.query_vectors(given) @ items.T,
+        fitted.score_queries(given).numpy(),
+        rtol=1e-3,
+        atol=1e-4,
+    )
+
+
+def test_contributions_sum_to_the_folded_in_score(fitted, shop_data: Dataset) -> None:
+    history = shop_data.matrix[[4]].astype(np.float32)
+    target = int(np.setdiff1d(np.arange(fitted.n_items), history.indices)[0])
+    parts = fitted.history_contributions(history, target)
+    assert parts.shape == (history.nnz,)
+    score = float(np.asarray(fitted.score_history(history, np.array([target])))[0, 0])
+    assert parts.sum() == pytest.approx(score, rel=1e-3, abs=1e-5)
