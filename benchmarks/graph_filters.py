@@ -37,6 +37,9 @@ GOWALLA_RUNS: dict[str, tuple[str, dict[str, Any]]] = {
     "gfcf": ("gfcf", {"alpha": 0.3, "n_factors": 256}),
     "gfcf-randomized": ("gfcf", {"alpha": 0.3, "n_factors": 256, "svd": "randomized"}),
     "gfcf-linear": ("gfcf", {"alpha": 0.0, "n_factors": 1}),
+    # Choi et al. 2023, their README for gowalla: EM, RK4 one step to T_s 2.5, beta 0.2, k 448
+    "bspm-em": ("bspm", {}),
+    "bspm-lm": ("bspm", {"merge": "late"}),
 }
 
 # ml grids: the values one tries first around the published settings.
@@ -44,6 +47,12 @@ ML_GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
     "ease": tuple({"l2": float(x)} for x in (100, 250, 500, 1000, 2000)),
     "gfcf": tuple(
         {"alpha": a, "n_factors": k} for k in (32, 64, 128, 256) for a in (0.1, 0.3, 1.0)
+    ),
+    "bspm": tuple(
+        {"n_factors": k, "ideal_weight": b, "sharpen_time": t}
+        for k in (32, 64, 128)
+        for b in (0.2, 0.5)
+        for t in (0.5, 1.0, 2.5)
     ),
 }
 

@@ -4,6 +4,7 @@ graph filters GF-CF and BSPM over the normalized item-item graph.
 Importing this package registers every model in it.
 """
 
+from tuijian.models.graph.bspm import BSPM, BSPMConfig
 from tuijian.models.graph.gfcf import GFCF, GFCFConfig
 from tuijian.models.graph.lightgcn import LightGCN, LightGCNConfig
 from tuijian.models.graph.ngcf import NGCF, NGCFConfig
@@ -16,8 +17,10 @@ from tuijian.models.graph.propagation import (
 )
 
 __all__ = [
+    "BSPM",
     "GFCF",
     "NGCF",
+    "BSPMConfig",
     "GFCFConfig",
     "LightGCN",
     "LightGCNConfig",
