@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -51,3 +57,28 @@ def knn(shop: Path) -> Iterator[TestClient]:
 @pytest.fixture
 def als(shop: Path) -> Iterator[TestClient]:
     yield from client_for(shop / "models" / "als")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(model_dir: Path, db: Path, port: int) -> subprocess.Popen:
+    """`tuijian serve` in its own process, once it answers /health."""
+    env = {**os.environ, "TUIJIAN_API_KEY": KEY, "OMP_NUM_THREADS": "1"}
+    cli = "import sys; from tuijian.cli import app; sys.exit(app())"
+    cmd = [sys.executable, "-c", cli, "serve", str(model_dir), "--port", str(port)]
+    proc = subprocess.Popen(
+        [*cmd, "--events-db", str(db)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"server did not start: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]

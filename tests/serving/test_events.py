@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +12,7 @@ from pathlib import Path
 import httpx
 import polars as pl
 
-from tests.serving.conftest import KEY
+from tests.serving.conftest import KEY, free_port, start_server
 from tuijian.serving.events import Event, SQLiteEventStore, export_events
 
 
@@ -51,36 +48,11 @@ def test_export_writes_every_event(tmp_path: Path) -> None:
     assert frame.height == 20 and frame["timestamp"].to_list() == [100.0 + n for n in range(20)]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start(model_dir: Path, db: Path, port: int) -> subprocess.Popen:
-    """`tuijian serve` in its own process, once it answers /health."""
-    env = {**os.environ, "TUIJIAN_API_KEY": KEY, "OMP_NUM_THREADS": "1"}
-    cli = "import sys; from tuijian.cli import app; sys.exit(app())"
-    cmd = [sys.executable, "-c", cli, "serve", str(model_dir), "--port", str(port)]
-    proc = subprocess.Popen(
-        [*cmd, "--events-db", str(db)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"server did not start: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-
-
 def test_kill_9_keeps_every_acknowledged_event_exactly_once(shop: Path, tmp_path: Path) -> None:
     """A client posts batches while the server is killed with SIGKILL; after a restart every
     batch it acknowledged is stored, none twice, and resending them all stores nothing new."""
-    db, port = tmp_path / "events.db", _free_port()
-    proc = _start(shop / "models" / "itemknn", db, port)
+    db, port = tmp_path / "events.db", free_port()
+    proc = start_server(shop / "models" / "itemknn", db, port)
     acked: list[str] = []
     sent: list[list[dict]] = []
     stop = threading.Event()
@@ -114,7 +86,7 @@ def test_kill_9_keeps_every_acknowledged_event_exactly_once(shop: Path, tmp_path
     writer.join()
     assert len(acked) >= 50  # the client got well going before the kill
 
-    proc = _start(shop / "models" / "itemknn", db, port)
+    proc = start_server(shop / "models" / "itemknn", db, port)
     try:
         rows = sqlite3.connect(db).execute("SELECT event_id FROM events").fetchall()
         stored = [r[0] for r in rows]

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi import Path as PathParam
 from fastapi import Query as Param
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tuijian.errors import TuijianError, UnknownIdError
@@ -29,6 +30,7 @@ from tuijian.serving.ann import ANN_MIN_ITEMS
 from tuijian.serving.engine import Served
 from tuijian.serving.events import Event, EventStore, SQLiteEventStore
 from tuijian.serving.metrics import Metrics, ObservedLimited
+from tuijian.serving.page import PAGE
 from tuijian.serving.schemas import (
     MAX_K,
     MAX_LIST,
@@ -37,11 +39,14 @@ from tuijian.serving.schemas import (
     EventsOut,
     ExplanationOut,
     Health,
+    HistoryItem,
+    HistoryOut,
     ItemsOut,
     Reason,
     RecommendIn,
     ReloadOut,
     ScoredItem,
+    UsersOut,
     errors,
 )
 
@@ -113,7 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def _bad(request: Request, exc: TuijianError) -> JSONResponse:
         return JSONResponse(status_code=400, content={"detail": " ".join(str(exc).split())})
 
-    for router in (ops, users, sessions, items, events, admin):
+    for router in (ops, page, users, sessions, items, events, admin):
         app.include_router(router)
     return app
 
@@ -164,6 +169,7 @@ def _items_out(served: Served, items: ItemList) -> ItemsOut:
 
 # ---- routes --------------------------------------------------------------------------------
 ops = APIRouter(tags=["operations"])
+page = APIRouter(include_in_schema=False)
 users = APIRouter(prefix="/v1/users", tags=["users"], responses=errors(404))
 sessions = APIRouter(prefix="/v1/recommendations", tags=["recommendations"], responses=errors(404))
 items = APIRouter(prefix="/v1/items", tags=["items"], responses=errors(404))
@@ -186,11 +192,61 @@ async def health(served: ServedDep) -> Health:
     )
 
 
+@page.get("/", response_class=HTMLResponse)
+async def index() -> HTMLResponse:
+    """The web page: pick a user or start a session, send events, watch the list change."""
+    return HTMLResponse(PAGE)
+
+
 @ops.get("/metrics", response_class=Response)
 def metrics(request: Request) -> Response:
     """Prometheus text: requests and latency per route, events stored, model version."""
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@users.get("", response_model=UsersOut)
+async def known_users(
+    served: ServedDep, limit: Annotated[int, Param(ge=1, le=MAX_K)] = 50
+) -> UsersOut:
+    """The first `limit` users the model was trained on."""
+    ids = served.model.users_.ids
+    return UsersOut(users=[str(u) for u in ids[:limit].tolist()], n_users=len(ids))
+
+
+@users.get("/{user_id}/history", response_model=HistoryOut)
+async def history(
+    served: ServedDep,
+    store: StoreDep,
+    user_id: UserId,
+    n: Annotated[int, Param(ge=1, le=MAX_LIST)] = 100,
+) -> HistoryOut:
+    """The user's training items (heaviest first), then the events stored since (oldest
+    first); at most `n` items, the latest events kept first."""
+    model, titles = served.model, served.catalogue.titles
+    known = user_id in model.users_
+    rows: list[HistoryItem] = []
+    if known:
+        row = model.user_history(model.users_.index([user_id]))
+        order = np.argsort(-row.data, kind="stable")
+        ids = model.items_.id(row.indices[order]).tolist()
+        weights = row.data[order].tolist()
+        rows = [
+            HistoryItem(item_id=i, title=titles.get(i), weight=w)
+            for i, w in zip(ids, weights, strict=True)
+        ]
+    weight = served.catalogue.event_weights
+    stored = [
+        HistoryItem(
+            item_id=e.item_id,
+            title=titles.get(e.item_id),
+            weight=weight.get(e.event, 1.0),
+            event=e.event,
+            timestamp=e.timestamp,
+        )
+        for e in store.user_events(user_id)
+    ][-n:]
+    return HistoryOut(user_id=user_id, known=known, items=rows[: n - len(stored)] + stored)
 
 
 @users.get("/{user_id}/recommendations", response_model=ItemsOut)

@@ -94,6 +94,31 @@ class ExplanationOut(BaseModel):
     source: str
 
 
+class HistoryItem(BaseModel):
+    """One item of a user's history: from training (no event or time), or a stored event."""
+
+    item_id: str
+    title: str | None = None
+    weight: float
+    event: str | None = None
+    timestamp: float | None = None
+
+
+class HistoryOut(BaseModel):
+    """What the service counts as a user's history: training items, then stored events."""
+
+    user_id: str
+    known: bool
+    items: list[HistoryItem]
+
+
+class UsersOut(BaseModel):
+    """Some users the model knows (for pickers), and how many it knows."""
+
+    users: list[str]
+    n_users: int
+
+
 class Detail(BaseModel):
     """An error: one line saying what is wrong and where."""
 
