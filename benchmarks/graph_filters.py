@@ -48,6 +48,7 @@ ML_GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
     "gfcf": tuple(
         {"alpha": a, "n_factors": k} for k in (32, 64, 128, 256) for a in (0.1, 0.3, 1.0)
     ),
+    "admmslim": tuple({"l1": l1, "l2": l2} for l2 in (250.0, 500.0, 1000.0) for l1 in (1.0, 5.0)),
     "bspm": tuple(
         {"n_factors": k, "ideal_weight": b, "sharpen_time": t}
         for k in (32, 64, 128)

@@ -1,8 +1,9 @@
-"""Classical recommenders: popularity, neighbourhood, content, EASE and ALS.
+"""Classical recommenders: popularity, neighbourhood, content, EASE, ADMM-SLIM and ALS.
 
 Importing this package registers every model in it.
 """
 
+from tuijian.models.classic.admmslim import ADMMSLIM, ADMMSLIMConfig
 from tuijian.models.classic.als import ALS, ALSConfig
 from tuijian.models.classic.biased_mf import BiasedMF, BiasedMFConfig
 from tuijian.models.classic.bpr_mf import BPRMF, BPRConfig
@@ -13,9 +14,11 @@ from tuijian.models.classic.popularity import MostPopular, PopularityConfig, Ran
 from tuijian.models.classic.user_knn import UserKNN, UserKNNConfig
 
 __all__ = [
+    "ADMMSLIM",
     "ALS",
     "BPRMF",
     "EASE",
+    "ADMMSLIMConfig",
     "ALSConfig",
     "BPRConfig",
     "BiasedMF",
