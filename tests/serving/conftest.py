@@ -26,6 +26,8 @@ MODELS = {
     # fold-in, factors
     "als": {"factors": 16, "regularization": 1.0, "alpha": 2.0, "iterations": 8, "num_threads": 1},
     "pop": {},
+    # sequence: the latest event is the last step of the sequence
+    "sasrec": {"max_len": 20, "hidden_size": 16, "n_layers": 1, "epochs": 10, "lr": 0.01},
 }
 
 

@@ -151,10 +151,11 @@ def test_events_are_idempotent_by_event_id(knn: TestClient) -> None:
     assert knn.post("/v1/events", json=batch, headers=AUTH).json() == {"received": 3, "stored": 0}
 
 
-@pytest.mark.parametrize("name", ["itemknn", "als"])
+@pytest.mark.parametrize("name", ["itemknn", "als", "sasrec"])
 def test_a_stored_event_changes_the_next_answer(shop: Path, name: str) -> None:
-    """History-native (item-kNN) and fold-in (ALS): the item bought is excluded as seen and
-    the next list is the model's answer for the training history plus that item."""
+    """History-native (item-kNN), fold-in (ALS) and sequence (SASRec: the event is the latest
+    step): the item bought is excluded as seen and the next list is the model's answer for the
+    training history plus that item."""
     model = Recommender.load(shop / "models" / name)
     for client in client_for(shop / "models" / name):
         url = f"/v1/users/{USER}/recommendations"
@@ -210,3 +211,34 @@ def test_reload_swaps_in_the_new_version_and_keeps_the_old_on_failure(
         failed = client.post("/admin/reload", headers=AUTH)
         assert failed.status_code == 409 and "still serving ease@" in failed.json()["detail"]
         assert client.get("/health").json()["model"] == "ease"  # the old version still answers
+
+
+def test_users_and_history_list_what_the_service_counts(knn: TestClient, shop: Path) -> None:
+    model = Recommender.load(shop / "models" / "itemknn")
+    listed = knn.get("/v1/users", params={"limit": 5}).json()
+    assert listed == {"users": model.users_.ids[:5].tolist(), "n_users": len(model.users_)}
+    row = model.user_history(model.users_.index([USER]))
+    knn.post("/v1/events", json=event(USER, "i149", 7, "cart"), headers=AUTH)
+    history = knn.get(f"/v1/users/{USER}/history").json()
+    assert history["known"] and len(history["items"]) == row.nnz + 1
+    trained = history["items"][:-1]
+    assert {i["item_id"] for i in trained} == set(model.items_.id(row.indices).tolist())
+    assert [i["weight"] for i in trained] == sorted(row.data.tolist(), reverse=True)
+    assert history["items"][-1] | {"title": None} == {
+        "item_id": "i149",
+        "title": None,
+        "weight": 3.0,
+        "event": "cart",
+        "timestamp": 1.8e9 + 7,
+    }
+    assert knn.get(f"/v1/users/{USER}/history", params={"n": 1}).json()["items"][0]["item_id"] == (
+        "i149"
+    )
+    nobody = knn.get("/v1/users/nobody/history").json()
+    assert nobody == {"user_id": "nobody", "known": False, "items": []}
+
+
+def test_the_web_page_is_served(knn: TestClient) -> None:
+    page = knn.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="recs"' in page.text and "/v1/events" in page.text
