@@ -6,6 +6,8 @@ given after the training history; metrics with the user's items excluded and not
 not exclude them). One thread, as on the 2-core machine.
 
     nice -n 10 .venv/bin/python benchmarks/sequential.py --model sasrec --dataset Beauty
+
+`--latency 1000` also times `recommend` for 1,000 anonymous sessions of 50 items (one thread).
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmarks.common import DATA, peak_rss_mb, set_threads
 from tuijian.data import build_dataset, leave_last_out_split, load
 from tuijian.evaluation.evaluate import evaluate
+from tuijian.models.query import Query
 from tuijian.models.registry import get_model
 from tuijian.training import Trainer
 
@@ -68,9 +73,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["exclude_seen" if exclude else "all_items"] = {
             k: round(v, 4) for k, v in res.summary.items()
         }
+    latency = session_latency(model, args.latency) if args.latency else None
     return {
         "model": args.model,
         "dataset": args.dataset,
+        "session_latency_ms": latency,
         "config": model.config.model_dump(),
         "precision": args.precision,
         "fit_s": round(fit_s, 1),
@@ -79,6 +86,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "test": results,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "curve": curve,
+    }
+
+
+def session_latency(model: Any, calls: int, length: int = 50, k: int = 10) -> dict[str, float]:
+    """Milliseconds of `recommend` for one anonymous session of `length` distinct items over
+    the whole catalogue (its items excluded), one thread: median and p99 of `calls` sessions."""
+    rng = np.random.default_rng(0)
+    ids = model.items_.ids
+    sessions = [ids[rng.choice(len(ids), length, replace=False)].tolist() for _ in range(calls)]
+    model.recommend([Query(items=sessions[0])], k)  # warm-up
+    times = np.empty(calls)
+    for n, session in enumerate(sessions):
+        start = time.perf_counter()
+        model.recommend([Query(items=session)], k)
+        times[n] = time.perf_counter() - start
+    ms = times * 1e3
+    return {
+        "calls": calls,
+        "session_length": length,
+        "n_items": len(ids),
+        "p50": round(float(np.median(ms)), 3),
+        "p99": round(float(np.percentile(ms, 99)), 3),
     }
 
 
@@ -91,6 +120,9 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--log", default=None, help="JSON-lines log of the epochs")
     parser.add_argument("--out", type=Path, default=None, help="write the result JSON here")
+    parser.add_argument(
+        "--latency", type=int, default=0, help="also time N one-session recommend calls"
+    )
     args = parser.parse_args()
     result = run(args)
     text = json.dumps(result, indent=2)

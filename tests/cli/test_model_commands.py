@@ -129,3 +129,26 @@ def test_models_shows_one_model_with_types() -> None:
 def test_recommend_titles_default_to_the_fitted_data(trained: dict[str, Path]) -> None:
     payload = json.loads(ok("recommend", trained["pop"], "--user", "u000", "--json").stdout)
     assert all(row["title"] for row in payload["u000"]["items"])
+
+
+def test_train_and_recommend_a_sequence_model_from_a_session(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """`tuijian train sasrec`, then `recommend --item ...` reads the items as a session in order."""
+    folder = tmp_path / "sasrec"
+    settings = ("max_len=10", "hidden_size=16", "n_layers=1", "epochs=5", "lr=0.01")
+    ok("train", "sasrec", "--data", tiny_data, "--out", folder,
+       *[a for s in settings for a in ("--set", s)])  # fmt: skip
+    model = Recommender.load(folder)
+    assert model.name == "sasrec" and model.config.max_len == 10
+    first, second = model.items_.ids[:2].tolist()
+
+    def session(*items: str) -> list[str]:
+        args = [a for i in items for a in ("--item", i)]
+        (only,) = json.loads(ok("recommend", folder, *args, "-k", "10", "--json").stdout).values()
+        assert only["source"] == "sasrec"
+        return [r["item_id"] for r in only["items"]]
+
+    forward, backward = session(first, second), session(second, first)
+    assert not {first, second} & set(forward)
+    assert forward != backward  # the order of the session matters
