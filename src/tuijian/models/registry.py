@@ -22,6 +22,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "tuijian.models.sequential",
     "tuijian.models.two_tower",
     "tuijian.models.ctr",
+    "tuijian.models.pipeline",
 )
 
 

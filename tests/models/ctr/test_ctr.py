@@ -81,11 +81,12 @@ def test_decomposed_fm_equals_the_pairwise_sum() -> None:
         aff = net.affinity(q, it)
         net.deep.forward = lambda *a: torch.zeros_like(aff)  # type: ignore[method-assign]
         got = net.logits(q, it, aff)
-        v_act, v_pop, v_aff = net.v_dense
+        v_act, v_aff = net.v_dense
         for r in range(2):
             for j in range(3):
                 fields = [q.pooled[r], q.activity[r] * v_act, it.emb[0, j], it.cat_emb[0, j]]
-                fields += [it.popularity[0, j] * v_pop, aff[r, j] * v_aff]
+                fields += [it.dense[0, j, d] * net.v_item_dense[d] for d in range(3)]
+                fields += [aff[r, j] * v_aff]
                 fm = sum(
                     float(fields[a] @ fields[b])
                     for a in range(len(fields))
@@ -96,8 +97,8 @@ def test_decomposed_fm_equals_the_pairwise_sum() -> None:
                     + net.w_item.weight[items[0, j], 0]
                     + net.w_cat.weight[it.cat[0, j], 0]
                     + net.w_dense[0] * q.activity[r]
-                    + net.w_dense[1] * it.popularity[0, j]
-                    + net.w_dense[2] * aff[r, j]
+                    + it.dense[0, j] @ net.w_item_dense
+                    + net.w_dense[1] * aff[r, j]
                 )
                 assert float(got[r, j]) == pytest.approx(first + fm, rel=1e-4, abs=1e-5)
 

@@ -6,7 +6,8 @@ A row is a (query, item) pair described by fields, as in the CTR literature:
                  user features   one embedding per categorical column (0 = unknown)  (Q, F, D)
                  activity        log1p(number of history items)                     (Q,)
     item side    item id, item category (its first one; 0 = none)                    (n, D) each
-                 popularity      log1p(training users of the item)                   (n,)
+                 item dense      log1p(training users), log1p(users with a positive
+                                 event, e.g. a buy), their smoothed ratio (conversion) (n, 3)
     pair         affinity        share of the history's weight in the item's category (Q, n)
 
 There is no user-id field: a query is its history (plus features), so any history given at
@@ -100,7 +101,7 @@ class ItemSide(NamedTuple):
     emb: torch.Tensor  # (R, n, D) item id embeddings (R = 1 for a block, Q for rows)
     cat: torch.Tensor  # (R, n) category codes, 0 = none
     cat_emb: torch.Tensor  # (R, n, D)
-    popularity: torch.Tensor  # (R, n)
+    dense: torch.Tensor  # (R, n, 3) popularity, positive events, conversion
 
 
 class CTRNet(nn.Module):
@@ -111,7 +112,7 @@ class CTRNet(nn.Module):
         n_items: int,
         item_cat: np.ndarray,
         n_categories: int,
-        log_popularity: np.ndarray,
+        item_dense: np.ndarray,
         feature_sizes: np.ndarray,
         dim: int,
     ) -> None:
@@ -126,8 +127,8 @@ class CTRNet(nn.Module):
         self.user_feat = nn.Embedding(max(1, int(feature_sizes.sum())), dim)
         nn.init.normal_(self.user_feat.weight, std=0.05)
         self.register_buffer("item_cat", torch.from_numpy(item_cat.astype(np.int64)), False)
-        pop = torch.from_numpy(log_popularity.astype(np.float32))
-        self.register_buffer("log_popularity", pop, False)
+        dense = torch.from_numpy(item_dense.astype(np.float32))
+        self.register_buffer("item_dense", dense, False)
         self.n_categories = n_categories
 
     def query_side(self, q: QueryFields) -> QuerySide:
@@ -151,9 +152,7 @@ class CTRNet(nn.Module):
     def item_side(self, items: torch.Tensor) -> ItemSide:
         """Fields of (R, n) item indices."""
         cat = self.item_cat[items]
-        return ItemSide(
-            items, self.item_emb(items), cat, self.cat_emb(cat), self.log_popularity[items]
-        )
+        return ItemSide(items, self.item_emb(items), cat, self.cat_emb(cat), self.item_dense[items])
 
     @staticmethod
     def affinity(q: QuerySide, it: ItemSide) -> torch.Tensor:
@@ -205,7 +204,7 @@ class CTRRecommender(TorchRecommender[CTRConfigT]):
     state_fields: ClassVar[tuple[str, ...]] = (
         "item_cat_",
         "n_categories_",
-        "log_popularity_",
+        "item_dense_",
         "user_codes_",
         "feature_sizes_",
     )
@@ -215,7 +214,7 @@ class CTRRecommender(TorchRecommender[CTRConfigT]):
         cats, n_cat = item_categories(train, 1)
         self.item_cat_ = np.where(cats[:, 0] == n_cat, 0, cats[:, 0] + 1)  # 0 = none
         self.n_categories_ = n_cat
-        self.log_popularity_ = np.log1p(np.diff(self.seen_.tocsc().indptr)).astype(np.float32)
+        self.item_dense_ = self._item_dense(train)
         if cfg.use_user_features:
             self.user_codes_, self.feature_sizes_ = user_feature_codes(train)
         else:
@@ -227,6 +226,24 @@ class CTRRecommender(TorchRecommender[CTRConfigT]):
         if cfg.labels == "events":
             self.pair_label = self._event_labels(train)
         self.sampler = NegativeSampler(self.seen_) if cfg.n_negatives else None
+
+    def _item_dense(self, train: Dataset) -> np.ndarray:
+        """(I, 3) float32: log1p of the item's training users, of its users with a positive
+        event (`positive_events`; 0 without an event column), and their ratio smoothed
+        towards the catalogue's (conversion rate, prior weight 10 users)."""
+        users = np.diff(self.seen_.tocsc().indptr).astype(np.float64)
+        positive = np.zeros(self.n_items)
+        inter = train.interactions
+        if C.event in inter.columns:
+            hits = inter.filter(pl.col(C.event).is_in(list(self.config.positive_events)))
+            pairs = np.unique(
+                hits[C.user_idx].to_numpy().astype(np.int64) * self.n_items
+                + hits[C.item_idx].to_numpy()
+            )
+            positive = np.bincount(pairs % self.n_items, minlength=self.n_items).astype(float)
+        prior = positive.sum() / max(users.sum(), 1.0)
+        rate = (positive + 10.0 * prior) / (users + 10.0)
+        return np.stack([np.log1p(users), np.log1p(positive), rate], axis=1).astype(np.float32)
 
     def _event_labels(self, train: Dataset) -> np.ndarray:
         """1.0 for training pairs with an event in `positive_events`, else 0.0 (CSR order)."""
@@ -333,6 +350,26 @@ class CTRRecommender(TorchRecommender[CTRConfigT]):
         if empty.any():
             pop = self.item_popularity_ if item_idx is None else self.item_popularity_[item_idx]
             out[torch.from_numpy(empty)] = torch.from_numpy(pop)
+        return out
+
+    def score_candidates(self, queries: QueryBatch, items: np.ndarray) -> torch.Tensor:
+        """(Q, N) logits of each query's own N candidate items (a retrieval stage's top-N),
+        pairs only: Q x N rows, not Q x the union of the candidates."""
+        hist = queries.history
+        n = hist.shape[0]
+        codes = np.zeros((n, self.user_codes_.shape[1]), dtype=np.int64)
+        if codes.shape[1]:
+            known = queries.user_idx >= 0
+            codes[known] = self.user_codes_[queries.user_idx[known]]
+        width = max(1, items.shape[1])
+        step = max(1, PAIR_CHUNK // width)
+        out = torch.empty(items.shape, dtype=torch.float32)
+        with torch.no_grad():
+            for lo in range(0, n, step):
+                rows = np.arange(lo, min(lo + step, n))
+                pos, owner = ragged_rows(hist.indptr, rows)
+                query = self._query(hist.indices[pos], owner, hist.data[pos], codes[rows])
+                out[rows] = self.module_(query, self._long(items[rows])).float().cpu()
         return out
 
     def predict_proba(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 field embeddings, summed into one logit.
 
     fields v_1..v_m  = [pooled, user features..., activity x v_act | E[i], E_cat[c_i],
-                        pop_i x v_pop | affinity x v_aff]                      # each (D,)
+                        dense_ij x v_j (j: popularity, positives, conversion)
+                        | affinity x v_aff]                                    # each (D,)
     fm    = b + sum of first-order weights + 1/2 sum_d ((sum_f v_f)^2 - sum_f v_f^2)
     deep  = MLP(concat(v_1..v_m))
     logit = fm + deep
@@ -47,18 +48,21 @@ class DeepFMNet(CTRNet):
         self.w_feat = nn.Embedding(self.user_feat.num_embeddings, 1)
         for table in (self.w_item, self.w_cat, self.w_feat):
             nn.init.zeros_(table.weight)
-        self.w_dense = nn.Parameter(torch.zeros(3))
-        self.v_dense = nn.Parameter(torch.randn(3, dim) * 0.05)  # activity, popularity, affinity
+        self.w_dense = nn.Parameter(torch.zeros(2))  # activity, affinity
+        self.v_dense = nn.Parameter(torch.randn(2, dim) * 0.05)
+        self.w_item_dense = nn.Parameter(torch.zeros(3))
+        self.v_item_dense = nn.Parameter(torch.randn(3, dim) * 0.05)
         width_q = dim * (2 + self.n_features)
-        self.deep = DeepTower(width_q, 3 * dim, layers, dropout)
+        self.deep = DeepTower(width_q, 5 * dim, layers, dropout)
 
     def logits(self, q: QuerySide, it: ItemSide, affinity: torch.Tensor) -> torch.Tensor:
         n_q = len(q.pooled)
-        v_act, v_pop, v_aff = self.v_dense
+        v_act, v_aff = self.v_dense
         query_fields = torch.cat(
             [q.pooled[:, None], q.feats, (q.activity[:, None] * v_act)[:, None]], dim=1
         )  # (Q, Fq, D)
-        item_fields = torch.stack([it.emb, it.cat_emb, it.popularity[..., None] * v_pop], dim=-2)
+        dense_fields = it.dense[..., None] * self.v_item_dense  # (R, n, 3, D)
+        item_fields = torch.cat([it.emb[..., None, :], it.cat_emb[..., None, :], dense_fields], -2)
         s_q, sq_q = query_fields.sum(1), query_fields.pow(2).sum((1, 2))  # (Q, D), (Q,)
         s_i, sq_i = item_fields.sum(-2), item_fields.pow(2).sum((-2, -1))  # (R, n, D), (R, n)
         pair = affinity[..., None] * v_aff  # (Q, n, D)
@@ -72,8 +76,8 @@ class DeepFMNet(CTRNet):
                 self.w_feat(q.codes + self.feature_offsets).sum((1, 2))
                 + self.w_dense[0] * q.activity
             )[:, None]
-            + self.w_dense[1] * it.popularity
-            + self.w_dense[2] * affinity
+            + it.dense @ self.w_item_dense
+            + self.w_dense[1] * affinity
         )
         deep = self.deep(query_fields.reshape(n_q, -1), item_fields.flatten(-2), affinity)
         return first + fm2 + deep
@@ -91,7 +95,7 @@ class DeepFM(CTRRecommender[DeepFMConfig]):
             self.n_items,
             self.item_cat_,
             int(self.n_categories_),
-            self.log_popularity_,
+            self.item_dense_,
             self.feature_sizes_,
             cfg.dim,
             layers=cfg.layers,

@@ -1,9 +1,9 @@
 """Wide & Deep (Cheng et al., DLRS 2016): a linear model over sparse and crossed features
 joined with a deep MLP over the field embeddings, trained together on one logit.
 
-    wide  = b + w_item[i] + w_cat[c_i] + sum_f w_f[u_f] + a . [activity, pop_i, affinity]
+    wide  = b + w_item[i] + w_cat[c_i] + sum_f w_f[u_f] + a . [activity, affinity] + a' . dense_i
             + sum_c profile_q[c] W_cross[c, c_i]          # history category x item category
-    deep  = MLP([pooled, user feature embs, activity | E[i], E_cat[c_i], pop_i | affinity])
+    deep  = MLP([pooled, user feature embs, activity | E[i], E_cat[c_i], dense_i | affinity])
     logit = wide + deep
 
 The crossed feature is Cheng et al.'s cross-product transformation of the history's
@@ -44,11 +44,12 @@ class WideDeepNet(CTRNet):
         self.w_item = nn.Embedding(n_items, 1)
         self.w_cat = nn.Embedding(n_cat, 1)
         self.w_feat = nn.Embedding(self.user_feat.num_embeddings, 1)
-        self.w_dense = nn.Parameter(torch.zeros(3))
+        self.w_dense = nn.Parameter(torch.zeros(2))  # activity, affinity
+        self.w_item_dense = nn.Parameter(torch.zeros(3))
         self.cross = nn.Parameter(torch.zeros(n_cat, n_cat))
         for table in (self.w_item, self.w_cat, self.w_feat):
             nn.init.zeros_(table.weight)
-        self.deep = DeepTower(dim * (1 + self.n_features) + 1, 2 * dim + 1, layers, dropout)
+        self.deep = DeepTower(dim * (1 + self.n_features) + 1, 2 * dim + 3, layers, dropout)
 
     def logits(self, q: QuerySide, it: ItemSide, affinity: torch.Tensor) -> torch.Tensor:
         n_q = len(q.pooled)
@@ -60,12 +61,12 @@ class WideDeepNet(CTRNet):
             + self.w_item(it.items)[..., 0]
             + self.w_cat(it.cat)[..., 0]
             + (feat_w + self.w_dense[0] * q.activity)[:, None]
-            + self.w_dense[1] * it.popularity
-            + self.w_dense[2] * affinity
+            + it.dense @ self.w_item_dense
+            + self.w_dense[1] * affinity
             + cross
         )  # (Q, n)
         query = torch.cat([q.pooled, q.feats.reshape(n_q, -1), q.activity[:, None]], dim=1)
-        item = torch.cat([it.emb, it.cat_emb, it.popularity[..., None]], dim=-1)
+        item = torch.cat([it.emb, it.cat_emb, it.dense], dim=-1)
         return wide + self.deep(query, item, affinity)
 
 
@@ -81,7 +82,7 @@ class WideDeep(CTRRecommender[WideDeepConfig]):
             self.n_items,
             self.item_cat_,
             int(self.n_categories_),
-            self.log_popularity_,
+            self.item_dense_,
             self.feature_sizes_,
             cfg.dim,
             layers=cfg.layers,

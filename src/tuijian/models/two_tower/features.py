@@ -22,15 +22,12 @@ _TEXT_CACHE: dict[str, np.ndarray] = {}
 _TEXT_CACHE_SIZE = 8  # encodings kept (each is items x dims float32)
 
 
-def item_categories(dataset: Dataset, max_per_item: int) -> tuple[np.ndarray, int]:
-    """(I, K) int64 category indices per item, padded with the category count; and that count.
-
-    Categories come from the `categories` list (or string) column of the item features; items
-    without a row, or a dataset without the column, get padding only (K = 1).
-    """
+def _category_rows(dataset: Dataset) -> tuple[pl.DataFrame, list[str]]:
+    """(item_idx, category name) rows of the catalogue's items, and the sorted names."""
     feats = dataset.item_features
+    empty = pl.DataFrame(schema={C.item_idx: pl.Int64, "cat": pl.Utf8})
     if feats is None or C.categories not in feats.columns:
-        return np.zeros((dataset.n_items, 1), dtype=np.int64), 0
+        return empty, []
     col = pl.col(C.categories)
     if not isinstance(feats.schema[C.categories], pl.List):
         col = col.cast(pl.Utf8).str.split("|")
@@ -39,7 +36,21 @@ def item_categories(dataset: Dataset, max_per_item: int) -> tuple[np.ndarray, in
         col.cast(pl.List(pl.Utf8)).alias("cat"),
     ).drop_nulls(C.item_idx)
     exploded = table.explode("cat").drop_nulls("cat").unique(maintain_order=True)
-    names = exploded["cat"].unique().sort()
+    return exploded, exploded["cat"].unique().sort().to_list()
+
+
+def category_names(dataset: Dataset) -> list[str]:
+    """The category names of the catalogue's items, in the code order of `item_categories`."""
+    return _category_rows(dataset)[1]
+
+
+def item_categories(dataset: Dataset, max_per_item: int) -> tuple[np.ndarray, int]:
+    """(I, K) int64 category indices per item, padded with the category count; and that count.
+
+    Categories come from the `categories` list (or `|`-separated string) column of the item
+    features; items without a row, or a dataset without the column, get padding only (K = 1).
+    """
+    exploded, names = _category_rows(dataset)
     n_cat = len(names)
     if n_cat == 0:
         return np.zeros((dataset.n_items, 1), dtype=np.int64), 0
