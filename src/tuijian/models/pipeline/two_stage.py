@@ -11,12 +11,12 @@
 So the list is the ranker's order of the retrieval stage's candidates, then (when more items
 are asked for than candidates survive) the retrieval stage's order of the rest, so lists have
 the requested length as for any model; rules are hard: items they block are never returned,
-and with `category_cap` only the ranked candidates are (a list may then be shorter). The stages are named in the config
-(`retrieval="twotower"`, `ranker="deepfm"`, their settings in `retrieval_params` /
-`ranker_params`), fitted on the same training data, and saved inside the pipeline's folder
-as prefixed state (`retrieval.*`, `ranker.*`), so the pipeline saves, loads, evaluates and
-serves like any model. A ranker with `score_candidates` (the CTR models) scores only the
-Q x N pairs; any other model scores the union of the batch's candidates.
+and with `category_cap` only the ranked candidates are (a list may then be shorter). The
+stages are named in the config (`retrieval="twotower"`, `ranker="deepfm"`, their settings in
+`retrieval_params` / `ranker_params`), fitted on the same training data, and saved inside
+the pipeline's folder as prefixed state (`retrieval.*`, `ranker.*`), so the pipeline saves,
+loads, evaluates and serves like any model. A ranker with `score_candidates` (the CTR
+models) scores only the Q x N pairs; any other model scores the union of the candidates.
 """
 
 from __future__ import annotations
