@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 
 from tuijian.nn.losses import (
     bce_loss,
     bpr_loss,
+    chunked_cross_entropy,
     in_batch_duplicates,
     kl_normal,
     l2_penalty,
@@ -122,3 +125,16 @@ def test_losses_have_gradients() -> None:
     bpr_loss(pos, torch.zeros(2)).backward()
     expected = -(1 - sigmoid(np.array([1.0, 2.0]))) / 2  # d/dx of -mean log sigmoid(x)
     np.testing.assert_allclose(pos.grad.numpy(), expected, rtol=1e-6)
+
+
+def test_chunked_cross_entropy_matches_the_whole_loss_and_its_gradients() -> None:
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(37, 8, generator=gen, requires_grad=True)
+    weight = torch.randn(50, 8, generator=gen, requires_grad=True)
+    targets = torch.randint(0, 50, (37,), generator=gen)
+    whole = F.cross_entropy(h @ weight.T, targets)
+    grads = torch.autograd.grad(whole, (h, weight))
+    chunked = chunked_cross_entropy(h, weight, targets, budget=50 * 5)  # 8 chunks of <= 5 rows
+    assert chunked.item() == pytest.approx(whole.item(), rel=1e-6)
+    for got, want in zip(torch.autograd.grad(chunked, (h, weight)), grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)

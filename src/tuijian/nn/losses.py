@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 
 def mse_loss(
@@ -36,6 +37,30 @@ def softmax_ce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     if targets.dim() == 1:
         return F.nll_loss(log_probs, targets)
     return -(log_probs * targets).sum(dim=-1).mean()
+
+
+CE_CHUNK_FLOATS = 1 << 23
+"""Logits held at once by `chunked_cross_entropy` (32 MB in fp32)."""
+
+
+def _ce_sum(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy((h @ weight.T).float(), targets, reduction="sum")
+
+
+def chunked_cross_entropy(
+    h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, budget: int = CE_CHUNK_FLOATS
+) -> torch.Tensor:
+    """Mean softmax cross-entropy of `h @ weight.T` (N, I) against `targets` (N,), computed in
+    row chunks of at most `budget` logits whose logits are recomputed in backward
+    (checkpointing): the (N, I) logits, their fp32 copy and gradient never exist at once."""
+    rows = max(1, budget // weight.shape[0])
+    if len(h) <= rows or not torch.is_grad_enabled():
+        return _ce_sum(h, weight, targets) / max(1, len(h))
+    total = h.new_zeros((), dtype=torch.float32)
+    for start in range(0, len(h), rows):
+        part = slice(start, start + rows)
+        total = total + checkpoint(_ce_sum, h[part], weight, targets[part], use_reentrant=False)
+    return total / len(h)
 
 
 def sampled_softmax_loss(

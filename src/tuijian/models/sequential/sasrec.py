@@ -20,6 +20,7 @@ from pydantic import Field
 from tuijian.models.registry import register
 from tuijian.models.sequential.base import SequenceRecommender, SequentialConfig
 from tuijian.nn.attention import SelfAttentionEncoder
+from tuijian.nn.losses import chunked_cross_entropy
 
 
 class SASRecConfig(SequentialConfig):
@@ -73,9 +74,8 @@ class SASRec(SequenceRecommender[SASRecConfig]):
             h = self.module_(inputs)[real]  # (N, D) states of positions with a target
             emb = self.module_.item_emb.weight[: self.n_items]
             pos = targets[real]
-            if self.config.loss == "ce":
-                logits = h @ emb.T  # (N, I)
-                return F.cross_entropy(logits.float(), pos)
+            if self.config.loss == "ce":  # over all items, in chunks of positions
+                return chunked_cross_entropy(h, emb, pos)
             neg = torch.randint(0, self.n_items, pos.shape, device=pos.device)
             pos_logit = (h * emb[pos]).sum(-1).float()
             neg_logit = (h * emb[neg]).sum(-1).float()
