@@ -1,4 +1,11 @@
-"""ContentBased: TF-IDF item vectors from title, text and categories; users are mean profiles."""
+"""ContentBased: TF-IDF item vectors from title, text and categories; users are mean profiles.
+
+Scores are the profile's similarity times a popularity prior, (1 + training users)^exponent:
+text tells which items resemble the history (mostly: which category), not which of those
+hundreds of similar items people take, and without the prior the model ranked the long tail
+of each category first (NDCG@10 0.019 against popularity's 0.067 on the synthetic shop,
+0.158 with exponent 1). Cold items have no users, so among them the order is the text alone.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ class ContentConfig(ModelConfig):
     max_ngram: int = Field(1, ge=1, le=3)
     sublinear_tf: bool = True
     english_stop_words: bool = False
+    popularity_exponent: float = Field(1.0, ge=0)  # 0: similarity alone
 
 
 def item_documents(features: pl.DataFrame | None, dataset: Dataset) -> list[str]:
@@ -56,7 +64,8 @@ def item_documents(features: pl.DataFrame | None, dataset: Dataset) -> list[str]
 
 @register("content")
 class ContentBased(Recommender[ContentConfig]):
-    """Scores items by the dot product of their TF-IDF vector with the user's mean profile.
+    """Scores items by the dot product of their TF-IDF vector with the user's mean profile,
+    times the popularity prior (1 + training users)^popularity_exponent.
 
     History-native: a given history's profile is its weight-averaged item vectors, as in fit.
     """
@@ -105,4 +114,9 @@ class ContentBased(Recommender[ContentConfig]):
 
     def _score_profiles(self, profiles: sp.csr_matrix, item_idx: np.ndarray | None) -> np.ndarray:
         items = self.item_vectors_ if item_idx is None else self.item_vectors_[item_idx]
-        return np.asarray((profiles @ items.T).toarray(), dtype=np.float32)
+        scores = np.asarray((profiles @ items.T).toarray(), dtype=np.float32)
+        beta = self.config.popularity_exponent
+        if beta:
+            pop = self.item_popularity_ if item_idx is None else self.item_popularity_[item_idx]
+            scores *= np.power(1.0 + pop, beta, dtype=np.float32)[None, :]
+        return scores
