@@ -46,7 +46,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def client_for(model_dir: Path, **settings: object) -> Iterator[TestClient]:
     """A client of the app over `model_dir` (lifespan run), the API key set."""
-    app = create_app(Settings(model_dir, **{"api_key": KEY, **settings}))  # type: ignore[arg-type]
+    options = {"api_key": KEY, "watch_seconds": 0, **settings}  # reloads only when a test asks
+    app = create_app(Settings(model_dir, **options))  # type: ignore[arg-type]
     with TestClient(app) as client:
         yield client
 

@@ -4,6 +4,7 @@ the API key, freshness of events without retraining, and atomic reloads."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -211,6 +212,25 @@ def test_reload_swaps_in_the_new_version_and_keeps_the_old_on_failure(
         failed = client.post("/admin/reload", headers=AUTH)
         assert failed.status_code == 409 and "still serving ease@" in failed.json()["detail"]
         assert client.get("/health").json()["model"] == "ease"  # the old version still answers
+
+
+def test_a_rewritten_model_folder_is_swapped_in_by_the_watcher(shop: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "served"
+    shutil.copytree(shop / "models" / "itemknn", folder)
+    for client in client_for(folder, watch_seconds=0.05):
+        assert client.get("/health").json()["model"] == "itemknn"
+        staged = tmp_path / "staged"
+        shutil.copytree(shop / "models" / "ease", staged)
+        shutil.rmtree(folder)
+        staged.rename(folder)  # as a retrain replaces the folder
+        deadline = time.monotonic() + 20
+        while client.get("/health").json()["model"] != "ease" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        health = client.get("/health").json()
+        assert health["model"] == "ease"
+        (folder / "state.npz").write_bytes(b"broken")
+        time.sleep(0.5)
+        assert client.get("/health").json() == health  # a folder that does not load is skipped
 
 
 def test_users_and_history_list_what_the_service_counts(knn: TestClient, shop: Path) -> None:

@@ -8,6 +8,7 @@ Read endpoints are open; writes (`POST /v1/events`) and `/admin` need the API ke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -27,7 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tuijian.errors import TuijianError, UnknownIdError
 from tuijian.models.base import ItemList
 from tuijian.serving.ann import ANN_MIN_ITEMS
-from tuijian.serving.engine import Served
+from tuijian.serving.engine import Served, model_version
 from tuijian.serving.events import Event, EventStore, SQLiteEventStore
 from tuijian.serving.metrics import Metrics, ObservedLimited
 from tuijian.serving.page import PAGE
@@ -56,6 +57,8 @@ MODEL_DIR_ENV = "TUIJIAN_MODEL_DIR"
 EVENTS_DB_ENV = "TUIJIAN_EVENTS_DB"
 ANN_ENV = "TUIJIAN_ANN_MIN_ITEMS"
 MAX_BODY = 1 << 20
+WATCH_SECONDS = 2.0
+"""How often the service checks whether the model folder was rewritten (0: never)."""
 """Default cap on request bodies (bytes): a full batch of events fits well under it."""
 
 
@@ -70,6 +73,7 @@ class Settings:
     api_key: str | None = None
     max_body: int = MAX_BODY
     ann_min_items: int = ANN_MIN_ITEMS
+    watch_seconds: float = WATCH_SECONDS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -87,6 +91,33 @@ class Slot:
         self.served = served
         self.lock = asyncio.Lock()
 
+    async def reload(self, settings: Settings, metrics: Metrics) -> tuple[Served, Served]:
+        """Load the model folder beside the served version, then swap: (previous, current).
+        A folder that does not load raises `TuijianError` and the old version stays."""
+        async with self.lock:
+            previous = self.served
+            self.served = await run_in_threadpool(
+                Served.load, Path(settings.model_dir), settings.ann_min_items
+            )
+        metrics.serving(self.served.model.name, self.served.version)
+        return previous, self.served
+
+    async def watch(self, settings: Settings, metrics: Metrics) -> None:
+        """Reload whenever the folder's version stamp changes (a retrain wrote into it); a
+        folder caught half-written fails to load and is tried again at the next change."""
+        tried = self.served.version
+        while True:
+            await asyncio.sleep(settings.watch_seconds)
+            try:
+                stamp = model_version(Path(settings.model_dir))
+            except OSError:  # the folder is being replaced right now
+                continue
+            if stamp in (tried, self.served.version):
+                continue
+            tried = stamp
+            with contextlib.suppress(TuijianError, OSError):
+                await self.reload(settings, metrics)
+
 
 def create_app(settings: Settings) -> FastAPI:
     """The FastAPI app serving `settings.model_dir`."""
@@ -100,9 +131,16 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.events = store
         app.state.api_key = settings.api_key or os.environ.get(API_KEY_ENV) or None
         metrics.serving(served.model.name, served.version)
+        watcher = None
+        if settings.watch_seconds > 0:
+            watcher = asyncio.create_task(app.state.slot.watch(settings, metrics))
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             store.close()
 
     app = FastAPI(title="tuijian", version="1", lifespan=lifespan, responses=errors(400, 413))
@@ -339,18 +377,11 @@ def post_events(request: Request, store: StoreDep, body: EventIn | EventsIn) -> 
 async def reload(request: Request) -> ReloadOut:
     """Load the model folder again (e.g. after retraining into it) and swap it in whole."""
     slot: Slot = request.app.state.slot
-    settings: Settings = request.app.state.settings
-    async with slot.lock:
-        previous = slot.served
-        try:
-            fresh = await run_in_threadpool(
-                Served.load, Path(settings.model_dir), settings.ann_min_items
-            )
-        except TuijianError as exc:
-            detail = " ".join(str(exc).split())
-            raise HTTPException(
-                409, f"reload failed, still serving {previous.label}: {detail}"
-            ) from None
-        slot.served = fresh
-    request.app.state.metrics.serving(fresh.model.name, fresh.version)
+    try:
+        previous, fresh = await slot.reload(request.app.state.settings, request.app.state.metrics)
+    except TuijianError as exc:
+        detail = " ".join(str(exc).split())
+        raise HTTPException(
+            409, f"reload failed, still serving {slot.served.label}: {detail}"
+        ) from None
     return ReloadOut(previous=previous.label, current=fresh.label)
