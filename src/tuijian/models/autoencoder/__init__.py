@@ -1,4 +1,4 @@
-"""Autoencoder recommenders: I-AutoRec, CDAE, Mult-DAE and Mult-VAE.
+"""Autoencoder recommenders: I-AutoRec, CDAE, Mult-DAE, Mult-VAE and RecVAE.
 
 They share `RowAutoencoder` (base.py): batches are rows of the interaction matrix and scores
 are reconstructions. Importing this package registers every model in it.
@@ -8,6 +8,7 @@ from tuijian.models.autoencoder.autorec import AutoRec, AutoRecConfig
 from tuijian.models.autoencoder.base import RowAutoencoder, RowAutoencoderConfig, RowBatch
 from tuijian.models.autoencoder.cdae import CDAE, CDAEConfig
 from tuijian.models.autoencoder.mult_vae import MultDAE, MultDAEConfig, MultVAE, MultVAEConfig
+from tuijian.models.autoencoder.recvae import RecVAE, RecVAEConfig
 
 __all__ = [
     "CDAE",
@@ -18,6 +19,8 @@ __all__ = [
     "MultDAEConfig",
     "MultVAE",
     "MultVAEConfig",
+    "RecVAE",
+    "RecVAEConfig",
     "RowAutoencoder",
     "RowAutoencoderConfig",
     "RowBatch",
