@@ -56,3 +56,22 @@ def test_a_user_without_history_is_explained_by_popularity(shop: Path) -> None:
     served = Served.load(shop / "models" / "itemknn")
     score, reasons, _ = served.explain(Query(user_id=None), "i003")
     assert len(reasons) == 0 and score == served.model.item_popularity_[3]
+
+
+def test_a_sequence_model_is_explained_by_the_steps_of_its_session(shop: Path) -> None:
+    """SASRec: each reason is a step of the ordered session; leaving the top one out of the
+    sequence (order kept) lowers the item's score by exactly its reported loss."""
+    served = Served.load(shop / "models" / "sasrec")
+    model = served.model
+    session = model.items_.ids[[5, 17, 42, 5, 88]].tolist()
+    query = Query(items=session)
+    (top,) = model.recommend([query], 3)
+    for item in top.ids.tolist():
+        score, reasons, drops = served.explain(query, item)
+        assert sorted(model.items_.id(reasons).tolist()) == sorted(set(session))
+        assert np.all(np.diff(drops) <= 1e-6)
+        first = model.items_.id(reasons[:1])[0]
+        steps = [i for i in session if i != first] if session.count(first) == 1 else None
+        if steps is not None:
+            (without,) = model.recommend([Query(items=steps, candidates=[item])], 1)
+            assert without.scores[0] == pytest.approx(score - drops[0], abs=1e-4)

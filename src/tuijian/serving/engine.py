@@ -25,6 +25,7 @@ from tuijian.errors import UnknownIdError
 from tuijian.models.base import ItemList, Recommender
 from tuijian.models.query import Query, QueryBatch
 from tuijian.models.ranking import rank
+from tuijian.models.sequential.base import SequenceRecommender
 from tuijian.models.vectors import DotProduct
 from tuijian.serving.ann import ANN_MIN_ITEMS, VectorIndex
 from tuijian.serving.events import Event
@@ -200,11 +201,14 @@ class Served:
         similarity contribution; factor models with a ridge fold-in (ALS, BPR-MF, LightGCN)
         give each history item's exact share of the folded-in dot product instead; other models
         the change of the score without the item. An empty history returns empty arrays (the
-        popularity fallback).
+        popularity fallback). Sequence models leave out one step of the ordered session at a
+        time instead (`_explain_sequence`).
         """
         self.check_items([item_id])
         model = self.model
         target = model.items_.index([item_id])
+        if isinstance(model, SequenceRecommender):
+            return _explain_sequence(model, query, target)
         history = QueryBatch.build(model, [query]).history  # (1, I)
         n = history.nnz
         if n == 0 or model.history_mode in (None, "none"):
@@ -224,6 +228,30 @@ class Served:
             drops[rows] = full - _column(model.score_history(_leave_one_out(history, rows), target))
         order = np.argsort(-drops, kind="stable")
         return float(full), history.indices[order].astype(np.int64), drops[order]
+
+
+def _explain_sequence(
+    model: SequenceRecommender, query: Query, target: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Leave-one-out over the positions of the sequence the model reads (the last `max_len`
+    items, in order): each step left out in turn, the rest kept in order; an item seen at
+    several steps keeps its largest loss."""
+    seq = model.query_sequences(QueryBatch.build(model, [query]))[0]  # (L,) left-padded
+    steps = np.flatnonzero(seq != model.pad)
+    if len(steps) == 0:
+        pop = float(model.item_popularity_[target[0]])
+        return pop, np.zeros(0, np.int64), np.zeros(0, np.float32)
+    full = float(_column(model.score_sequences(seq[None], target))[0])
+    n, width = len(steps), len(seq)
+    keep = np.ones((n, width), dtype=bool)
+    keep[np.arange(n), steps] = False
+    shorter = np.broadcast_to(seq, (n, width))[keep].reshape(n, width - 1)
+    variants = np.concatenate([np.full((n, 1), model.pad, np.int64), shorter], axis=1)
+    drops = full - _column(model.score_sequences(variants, target))
+    order = np.argsort(-drops, kind="stable")
+    first = np.unique(seq[steps][order], return_index=True)[1]
+    best = np.sort(first)  # the largest loss of each item, largest first
+    return full, seq[steps][order][best].astype(np.int64), drops[order][best]
 
 
 def _column(scores: np.ndarray | torch.Tensor) -> np.ndarray:
