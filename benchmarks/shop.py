@@ -154,12 +154,22 @@ def test_rows(fields: Fields, split: Split, negatives: int, seed: int = SEED) ->
     return fields.rows(all_users, all_items, labels, np.full(len(all_users), -1))
 
 
-def onehot_design(rows: Rows, n_items: int, n_cat: int, scale: np.ndarray) -> sp.csr_matrix:
+def standardizer(rows: Rows) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and scale of the dense fields of training rows (a constant field keeps scale 1:
+    dividing it by ~0 made lbfgs stop at the first step with all weights zero)."""
+    std = rows.dense.std(axis=0)
+    return rows.dense.mean(axis=0), np.where(std > 1e-9, std, 1.0)
+
+
+def onehot_design(
+    rows: Rows, n_items: int, n_cat: int, standard: tuple[np.ndarray, np.ndarray]
+) -> sp.csr_matrix:
     """Logistic regression's design: one-hot item and category, standardized dense fields."""
     n = len(rows.users)
     ids = sp.csr_matrix((np.ones(n), (np.arange(n), rows.items)), shape=(n, n_items))
     cats = sp.csr_matrix((np.ones(n), (np.arange(n), rows.category)), shape=(n, n_cat))
-    return sp.hstack([ids, cats, sp.csr_matrix(rows.dense / scale)]).tocsr()
+    mean, scale = standard
+    return sp.hstack([ids, cats, sp.csr_matrix((rows.dense - mean) / scale)]).tocsr()
 
 
 def tree_design(rows: Rows) -> np.ndarray:
