@@ -85,6 +85,14 @@ class Dataset:
         return m
 
     @cached_property
+    def pattern(self) -> sp.csr_matrix:
+        """The 0/1 float32 CSR of `matrix`'s positive entries, indices sorted (what evaluation
+        counts as relevant and hides as seen)."""
+        out = (self.matrix > 0).astype(np.float32).tocsr()
+        out.sort_indices()
+        return out
+
+    @cached_property
     def rating_matrix(self) -> sp.csr_matrix:
         """CSR users x items of explicit ratings (last rating wins); needs a `rating` column."""
         if not self.has_ratings:

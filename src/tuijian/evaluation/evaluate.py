@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field, replace
@@ -51,13 +52,29 @@ def binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def exclusion_matrix(parts: list[Dataset]) -> sp.csr_matrix | None:
-    """Items to hide when ranking: the union of the given parts' user-item pairs."""
+    """Items to hide when ranking: the union of the given parts' user-item pairs (computed
+    once per combination of parts: every epoch's validation hides the same ones)."""
     if not parts:
         return None
-    total = parts[0].matrix.copy()
+    if len(parts) == 1:
+        return parts[0].pattern
+    return _union(tuple(parts))
+
+
+@functools.lru_cache(maxsize=4)
+def _union(parts: tuple[Dataset, ...]) -> sp.csr_matrix:
+    """0/1 union of the parts' patterns (datasets hash by identity and never change)."""
+    total = parts[0].pattern
     for part in parts[1:]:
-        total = total + part.matrix
+        total = total + part.pattern
     return binary(total)
+
+
+def user_rows(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
+    """Rows `users` of a CSR; the matrix itself when they are all its rows in order."""
+    if len(users) == matrix.shape[0] and np.array_equal(users, np.arange(len(users))):
+        return matrix
+    return matrix[users]
 
 
 def pad_columns(top: np.ndarray, k: int) -> np.ndarray:
@@ -132,14 +149,14 @@ def rank_users(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Full-ranking top-k of every user with a truth row: (users, top items, hit matrix).
     With `fresh`, each user's rows there are given after the training history."""
-    truth_m = binary(truth.matrix)
+    truth_m = truth.pattern
     if users is None:
         users = truth.active_users
     queries = QueryBatch.for_users(model, users)
     if fresh is not None:
         queries = with_fresh_events(queries, fresh, users)
     if exclude is not None:
-        queries = queries.with_exclude(exclude[users])
+        queries = queries.with_exclude(user_rows(exclude, users))
     top = pad_columns(rank(model, queries, k, exclude_seen=False, on_block=on_block).idx, k)
     return users, top, hit_matrix(top, users, truth_m)
 
@@ -156,7 +173,7 @@ def rank_histories(
     """Top-k of every truth user scored from its `history` rows as an anonymous query (the
     model never gets the id: held-out users were not in training); history items are hidden,
     and so are the user's `exclude` rows."""
-    truth_m = binary(truth.matrix)
+    truth_m = truth.pattern
     if users is None:
         users = truth.active_users
     hidden = None if exclude is None else exclude[users]
@@ -274,14 +291,14 @@ def evaluate_ranking(
     if users is None:
         users = truth.active_users
     scored = tuple(m for m in names if m in M.SCORE_METRICS)
-    blocks = BlockMetrics(scored, binary(truth.matrix)[users]) if scored else None
+    blocks = BlockMetrics(scored, user_rows(truth.pattern, users)) if scored else None
     names = tuple(m for m in names if m in M.RANKING_METRICS)
     width = min(ks[-1], truth.n_items)  # lists are clipped to the catalogue: no wider matrices
     if history is None:
         users, top, hits = rank_users(model, truth, hidden, width, users, blocks, fresh)
     else:
         users, top, hits = rank_histories(model, truth, history, hidden, width, users, blocks)
-    n_truth = np.diff(binary(truth.matrix).indptr)[users]
+    n_truth = np.diff(truth.pattern.indptr)[users]
     columns: dict[str, np.ndarray] = {}
     for k in ks:
         for name in names:
@@ -336,7 +353,7 @@ def evaluate_sampled(
     assert known is not None
     rng = np.random.default_rng(seed)
     users = truth.active_users
-    t = binary(truth.matrix)
+    t = truth.pattern
     case_user = np.repeat(np.arange(t.shape[0]), np.diff(t.indptr))
     case_item = t.indices.astype(np.int64)
     neg = rng.integers(0, truth.n_items, size=(len(case_user), n_negatives))
