@@ -143,6 +143,7 @@ class GraphFilter(Recommender[FilterConfigT]):
         self.singular_vectors_ = top_right_singular(self.norm_, cfg.n_factors, cfg.svd, cfg.seed)
         self.__dict__.pop("_filters", None)
         self.__dict__.pop("_weights", None)
+        _ = self.dense_weights  # a small catalogue's whole filter, built in the fit's time
 
     @abstractmethod
     def apply(self, history: np.ndarray | sp.csr_matrix, filters: ItemFilters) -> np.ndarray:
