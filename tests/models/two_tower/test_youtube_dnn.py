@@ -202,3 +202,21 @@ def test_features_missing_from_the_table() -> None:
     assert n_cat == 0 and (cats == 0).all()
     codes, sizes = user_feature_codes(data)
     assert codes.shape == (2, 0) and len(sizes) == 0
+
+
+def test_target_events_train_buys_from_every_behaviour(shop_data: Dataset) -> None:
+    """With target_events, only bought pairs are targets; histories keep views and carts."""
+    model = contract.make_model("twotower", epochs=1, target_events=("buy",)).fit(shop_data)
+    assert isinstance(model, TwoTower)
+    bought = shop_data.interactions.filter(pl.col(C.event) == "buy")
+    keys = set(zip(bought[C.user_idx].to_list(), bought[C.item_idx].to_list(), strict=True))
+    assert len(model.targets) == len(keys)
+    batch = next(model.batches(shop_data, np.random.default_rng(0)))
+    rng = np.random.default_rng(0)
+    order = model.targets[rng.permutation(len(model.targets))][: model.config.batch_size]
+    matrix = model.user_items_
+    users = model.pair_user[order]
+    np.testing.assert_array_equal(batch.targets.numpy(), matrix.indices[order])
+    assert all((int(u), int(i)) in keys for u, i in zip(users, matrix.indices[order], strict=True))
+    lengths = np.bincount(batch.hist_owner.numpy(), minlength=len(order))
+    np.testing.assert_array_equal(lengths, np.diff(matrix.indptr)[users] - 1)  # every behaviour

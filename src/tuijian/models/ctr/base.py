@@ -38,10 +38,14 @@ from torch import nn
 
 from tuijian.data.columns import Columns
 from tuijian.data.dataset import Dataset
-from tuijian.errors import ConfigError, DataError
+from tuijian.errors import ConfigError
 from tuijian.models.neural import TorchConfig, TorchRecommender
 from tuijian.models.query import QueryBatch
-from tuijian.models.two_tower.features import item_categories, user_feature_codes
+from tuijian.models.two_tower.features import (
+    item_categories,
+    pairs_with_events,
+    user_feature_codes,
+)
 from tuijian.models.two_tower.youtube_dnn import ragged_rows
 from tuijian.nn.losses import bce_loss
 from tuijian.nn.mlp import MLP
@@ -247,21 +251,8 @@ class CTRRecommender(TorchRecommender[CTRConfigT]):
 
     def _event_labels(self, train: Dataset) -> np.ndarray:
         """1.0 for training pairs with an event in `positive_events`, else 0.0 (CSR order)."""
-        inter = train.interactions
-        if C.event not in inter.columns:
-            raise DataError(f"{train.name}: labels='events' needs an {C.event!r} column")
-        wanted = list(self.config.positive_events)
-        hits = inter.filter(pl.col(C.event).is_in(wanted))
-        if hits.height == 0:
-            raise DataError(f"{train.name}: no interaction has an event in {wanted}")
-        n_items = self.n_items
-        keys = np.unique(
-            hits[C.user_idx].to_numpy().astype(np.int64) * n_items + hits[C.item_idx].to_numpy()
-        )
-        matrix = self.user_items_
-        pair_keys = self.pair_user * n_items + matrix.indices
-        pos = np.minimum(np.searchsorted(keys, pair_keys), len(keys) - 1)
-        return (keys[pos] == pair_keys).astype(np.float32)
+        hits = pairs_with_events(train, self.user_items_, self.config.positive_events)
+        return hits.astype(np.float32)
 
     def batches(self, train: Dataset, rng: np.random.Generator) -> Iterator[Rows]:
         """Every training pair once, in random order, with its user's other items as the

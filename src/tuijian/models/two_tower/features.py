@@ -11,6 +11,7 @@ import hashlib
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from tuijian.data.columns import Columns
 from tuijian.data.dataset import Dataset
@@ -125,3 +126,24 @@ def user_feature_codes(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
         codes[rows, j] = inverse[known] + 1
         sizes[j] = len(uniq) + 1
     return codes, sizes
+
+
+def pairs_with_events(
+    dataset: Dataset, matrix: sp.csr_matrix, events: tuple[str, ...]
+) -> np.ndarray:
+    """(nnz,) bool in `matrix`'s CSR order: the (user, item) pairs of the dataset with at
+    least one interaction whose event is in `events` (e.g. the bought pairs)."""
+    inter = dataset.interactions
+    if C.event not in inter.columns:
+        raise DataError(f"{dataset.name}: {list(events)} need an {C.event!r} column")
+    hits = inter.filter(pl.col(C.event).is_in(list(events)))
+    if hits.height == 0:
+        raise DataError(f"{dataset.name}: no interaction has an event in {list(events)}")
+    n_items = matrix.shape[1]
+    keys = np.unique(
+        hits[C.user_idx].to_numpy().astype(np.int64) * n_items + hits[C.item_idx].to_numpy()
+    )
+    users = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    pair_keys = users * n_items + matrix.indices
+    pos = np.minimum(np.searchsorted(keys, pair_keys), len(keys) - 1)
+    return keys[pos] == pair_keys

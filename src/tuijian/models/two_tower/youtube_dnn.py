@@ -38,7 +38,12 @@ from tuijian.data.dataset import Dataset
 from tuijian.models.neural import TorchConfig, TorchRecommender
 from tuijian.models.query import QueryBatch
 from tuijian.models.registry import register
-from tuijian.models.two_tower.features import item_categories, text_features, user_feature_codes
+from tuijian.models.two_tower.features import (
+    item_categories,
+    pairs_with_events,
+    text_features,
+    user_feature_codes,
+)
 from tuijian.nn.losses import in_batch_duplicates, sampled_softmax_loss
 from tuijian.nn.mlp import MLP
 
@@ -56,7 +61,9 @@ class TwoTowerConfig(TorchConfig):
     pooled for one training example (a random subset; scoring pools everything);
     `id_dropout` is the share of sampled items trained on their content alone;
     `history_dropout` hides that share of each training history (denoising, as Mult-DAE's
-    input dropout), against the memorisation of co-occurrences.
+    input dropout), against the memorisation of co-occurrences. `target_events` (e.g.
+    `("buy",)`) trains only the pairs holding such an event as targets while histories keep
+    every behaviour with its weight: multi-behaviour learning of buys from views and carts.
     """
 
     dim: int = Field(64, ge=1)
@@ -73,6 +80,7 @@ class TwoTowerConfig(TorchConfig):
     max_history: int = Field(200, ge=1)
     id_dropout: float = Field(0.1, ge=0, le=1)  # share of sampled items scored by content only
     history_dropout: float = Field(0.0, ge=0, lt=1)  # share of history items hidden in training
+    target_events: tuple[str, ...] | None = None  # train to predict only pairs with these events
     batch_size: int = Field(1024, ge=2)
     epochs: int = Field(30, ge=1)
     lr: float = Field(3e-3, gt=0)
@@ -244,7 +252,10 @@ class TwoTower(TorchRecommender[TwoTowerConfig]):
         matrix = self.user_items_
         self.warm_ = (np.diff(matrix.tocsc().indptr) > 0).astype(np.float32)
         self.pair_user = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-        counts = np.bincount(matrix.indices, minlength=self.n_items).astype(np.float64)
+        self.targets = np.arange(matrix.nnz)  # CSR positions of the pairs trained as targets
+        if cfg.target_events is not None:
+            self.targets = np.flatnonzero(pairs_with_events(train, matrix, cfg.target_events))
+        counts = np.bincount(matrix.indices[self.targets], minlength=self.n_items).astype(float)
         self.log_freq = np.log(np.maximum(counts, 1.0) / counts.sum())  # target share per item
 
     def build_module(self) -> TwoTowerNet:
@@ -267,7 +278,7 @@ class TwoTower(TorchRecommender[TwoTowerConfig]):
         cfg = self.config
         matrix = self.user_items_
         indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
-        order = rng.permutation(matrix.nnz)
+        order = self.targets[rng.permutation(len(self.targets))]
         for start in range(0, len(order), cfg.batch_size):
             pairs = order[start : start + cfg.batch_size]
             if len(pairs) < 2:
