@@ -1,4 +1,5 @@
-"""Sequence models on the S3Rec datasets (Beauty, Yelp, LastFM): leave-one-out, full ranking.
+"""Sequence models on the S3Rec datasets (Beauty, Yelp, LastFM) and ml-100k (by timestamp):
+leave-one-out, full ranking.
 
 Each user's last item is the test item, the second to last the validation item (early stopping
 on valid NDCG@10, train items excluded there), the rest trains. Test: the validation item is
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import DATA, peak_rss_mb, set_threads
+from benchmarks.common import DATA, DATASETS, peak_rss_mb, set_threads
 from tuijian.data import build_dataset, leave_last_out_split, load
 from tuijian.evaluation.evaluate import evaluate
 from tuijian.models.query import Query
@@ -32,7 +33,11 @@ S3REC = DATA / "s3rec-amazon-yelp-lastfm"
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     set_threads(1)
-    raw = load("sequence", S3REC / f"{args.dataset}.txt")
+    if args.dataset in DATASETS:  # MovieLens: every rating an interaction, ordered by time
+        fmt, path = DATASETS[args.dataset]
+        raw = load(fmt, path)
+    else:
+        raw = load("sequence", S3REC / f"{args.dataset}.txt")
     split = leave_last_out_split(build_dataset(raw.interactions, name=args.dataset))
     overrides = json.loads(args.set) if args.set else {}
     model = get_model(args.model, **overrides)
@@ -114,7 +119,9 @@ def session_latency(model: Any, calls: int, length: int = 50, k: int = 10) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="sasrec", choices=["sasrec", "gru4rec", "bert4rec"])
-    parser.add_argument("--dataset", default="Beauty", choices=["Beauty", "Yelp", "LastFM"])
+    parser.add_argument(
+        "--dataset", default="Beauty", choices=["Beauty", "Yelp", "LastFM", "ml-100k"]
+    )
     parser.add_argument("--set", default="", help='config overrides as JSON, e.g. {"lr": 1e-3}')
     parser.add_argument("--max-seconds", type=float, default=1200.0)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
