@@ -74,11 +74,11 @@ class SimpleX(DotProduct, TorchRecommender[SimpleXConfig]):
     test_config: ClassVar[dict[str, Any]] = {
         "embedding_size": 8,
         "epochs": 20,
-        "lr": 0.02,
+        "lr": 0.05,
         "n_negatives": 4,
         "negative_weight": 2.0,
         "margin": 0.0,
-        "batch_size": 16,
+        "batch_size": 128,
     }
 
     def build_module(self) -> MatrixFactorization:
