@@ -86,11 +86,11 @@ class TwoStagePipeline(Recommender[PipelineConfig]):
 
     def _fit(self, train: Dataset, *, valid: Validation | None, trainer: Any) -> None:
         cfg = self.config
+        self._rules(train)  # bad rules fail before any training
         retrieval = _stage_model(cfg.retrieval, cfg.retrieval_params, "retrieval")
         ranker = _stage_model(cfg.ranker, cfg.ranker_params, "ranker")
         self.retrieval_stage = retrieval.fit(train, valid=valid, trainer=trainer)
         self.ranking_stage = ranker.fit(train, valid=valid, trainer=trainer)
-        self._rules(train)
 
     def _rules(self, train: Dataset) -> None:
         """The rules as item masks: `allowed_` (filter and exclusions), `item_category_`."""
