@@ -281,8 +281,9 @@ class CTRRecommender(TorchRecommender[CTRConfigT]):
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.int64)).to(self.device)
 
     def _query(
-        self, items: np.ndarray, owner: np.ndarray, weight: np.ndarray, codes
-    ) -> QueryFields:  # type: ignore[no-untyped-def]
+        self, items: np.ndarray, owner: np.ndarray, weight: np.ndarray, codes: np.ndarray
+    ) -> QueryFields:
+        """Numpy parts of a query side as tensors on the model's device."""
         return QueryFields(
             self._long(items),
             self._long(owner),

@@ -310,7 +310,18 @@ class TwoTower(TorchRecommender[TwoTowerConfig]):
                 keep,
             )
 
-    def _examples(self, items, owner, weight, codes, targets, uniform, keep) -> Examples:  # type: ignore[no-untyped-def]
+    def _examples(
+        self,
+        items: np.ndarray,
+        owner: np.ndarray,
+        weight: np.ndarray,
+        codes: np.ndarray,
+        targets: np.ndarray,
+        uniform: np.ndarray,
+        keep: np.ndarray,
+    ) -> Examples:
+        """Numpy parts of a batch as tensors on the model's device."""
+
         def as_tensor(x: np.ndarray, dtype: type) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(x, dtype=dtype)).to(self.device)
 
@@ -385,7 +396,13 @@ class TwoTower(TorchRecommender[TwoTowerConfig]):
                 rows = np.arange(lo, min(lo + USER_CHUNK, n))
                 pos, owner = ragged_rows(hist.indptr, rows)
                 batch = self._examples(
-                    hist.indices[pos], owner, hist.data[pos], codes[rows], rows[:0], rows[:0], []
+                    hist.indices[pos],
+                    owner,
+                    hist.data[pos],
+                    codes[rows],
+                    rows[:0],
+                    rows[:0],
+                    rows[:0],
                 )
                 vec = self.module_.users(
                     batch.hist_items, batch.hist_owner, batch.hist_weight, batch.user_codes
