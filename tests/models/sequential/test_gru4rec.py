@@ -30,7 +30,7 @@ def test_padding_gets_no_target(monkeypatch: pytest.MonkeyPatch) -> None:
     pad = model.pad
     seen = {}
 
-    def capture(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def capture(logits: torch.Tensor, targets: torch.Tensor, **_: object) -> torch.Tensor:
         seen["targets"] = targets.tolist()
         return logits.sum() * 0
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from tuijian.models.registry import register
 from tuijian.models.sequential.base import SequenceRecommender, SequentialConfig
 from tuijian.nn.attention import SelfAttentionEncoder
+from tuijian.nn.losses import chunked_cross_entropy
 
 
 class BERT4RecConfig(SequentialConfig):
@@ -79,8 +79,8 @@ class BERT4Rec(SequenceRecommender[BERT4RecConfig]):
         masked = torch.where(hidden, torch.full_like(seqs, self.mask_token), seqs)
         with self.autocast():
             h = self.module_(masked)[hidden]  # (N, D)
-            logits = h @ self.module_.item_emb.weight[: self.n_items].T
-        return F.cross_entropy(logits.float(), seqs[hidden])
+            weight = self.module_.item_emb.weight[: self.n_items]
+            return chunked_cross_entropy(h, weight, seqs[hidden])
 
     def encode_last(self, seqs: torch.Tensor) -> torch.Tensor:
         """State of a [mask] appended after the newest item (the oldest one drops out)."""

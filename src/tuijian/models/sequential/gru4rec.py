@@ -17,7 +17,6 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
@@ -28,7 +27,7 @@ from tuijian.models.sequential.base import (
     SequentialConfig,
     item_frequencies,
 )
-from tuijian.nn.losses import in_batch_duplicates, sampled_softmax_loss
+from tuijian.nn.losses import chunked_cross_entropy, in_batch_duplicates, sampled_softmax_loss
 
 
 class GRU4RecConfig(SequentialConfig):
@@ -95,7 +94,7 @@ class GRU4Rec(SequenceRecommender[GRU4RecConfig]):
         pos = targets[real]
         emb = self.module_.item_emb.weight
         if self.config.loss == "ce":
-            return F.cross_entropy(h @ emb[: self.n_items].T, pos)
+            return chunked_cross_entropy(h, emb[: self.n_items], pos)
         log_q = self.log_q.to(h.device)[pos]
         return sampled_softmax_loss(h, emb[pos], log_q, duplicates=in_batch_duplicates(pos))
 
