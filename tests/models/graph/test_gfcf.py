@@ -9,13 +9,14 @@ import scipy.sparse as sp
 
 from tests.models import contract
 from tuijian.data import Columns, Dataset, build_dataset
+from tuijian.models.graph.bspm import BSPM
 from tuijian.models.graph.gfcf import GFCF, normalize, top_right_singular
 
 C = Columns
 
 
-def _dataset(seed: int = 0, n_users: int = 40, n_items: int = 30) -> Dataset:
-    """A random 0/1 users x items dataset with every user and item present."""
+def _dataset(seed: int = 0, n_users: int = 100, n_items: int = 80) -> Dataset:
+    """A random 0/1 users x items dataset with every user and item present (above SMALL_SVD)."""
     rng = np.random.default_rng(seed)
     seen = rng.random((n_users, n_items)) < 0.2
     seen[np.arange(n_users), np.arange(n_users) % n_items] = True
@@ -61,7 +62,7 @@ def test_sparse_and_dense_paths_agree_on_given_histories() -> None:
     sparse = GFCF(n_factors=6, dense_items=0).fit(data)
     dense = GFCF(n_factors=6).fit(data)
     assert sparse.filters.linear_dense is None and dense.filters.linear_dense is not None
-    items = np.array([3, 0, 29])
+    items = np.array([3, 0, 79])
     np.testing.assert_allclose(
         sparse.score_history(history, items), dense.score_history(history, items), atol=1e-5
     )
@@ -95,3 +96,11 @@ def test_gfcf_beats_popularity_on_ml100k() -> None:
     """NDCG@10 measured 0.426 (64 factors) vs popularity 0.212 and EASE 0.445."""
     ndcg = contract.ml100k_ndcg("gfcf", n_factors=64)
     assert ndcg > contract.ml100k_ndcg("pop") + 0.15
+
+
+def test_a_single_user_is_enough() -> None:
+    frame = pl.DataFrame({C.user_id: ["u0", "u0", "u0"], C.item_id: ["a", "b", "c"]})
+    data = build_dataset(frame, name="one")
+    for name in (GFCF, BSPM):
+        scores = name(n_factors=8).fit(data).score(np.array([0]))
+        assert scores.shape == (1, 3) and np.isfinite(scores).all()

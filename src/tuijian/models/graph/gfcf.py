@@ -31,6 +31,8 @@ from tuijian.models.registry import register
 SvdSolver = Literal["randomized", "arpack"]
 # Catalogues up to this size keep the filter as one dense float32 items x items matrix.
 DENSE_ITEMS = 8192
+# Matrices with at most this many users or items get an exact dense SVD instead of ARPACK.
+SMALL_SVD = 64
 # Power iterations and extra columns of the randomized SVD (the faster, approximate solver: on
 # Gowalla at k = 256 its 256th singular value is 0.456 where ARPACK's exact one is 0.489).
 RANDOMIZED_ITERATIONS = 4
@@ -54,8 +56,11 @@ def normalize(matrix: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
 def top_right_singular(norm: sp.csr_matrix, k: int, solver: SvdSolver, seed: int) -> np.ndarray:
     """The top-k right singular vectors of R~ as rows of a (k, I) float32 array (k is clipped
     to what the matrix allows)."""
-    k = max(1, min(k, min(norm.shape) - (1 if solver == "arpack" else 0)))
-    if solver == "randomized":
+    k = max(1, min(k, min(norm.shape)))
+    if min(norm.shape) <= max(k + 1, SMALL_SVD):  # ARPACK needs k < min(shape): dense SVD
+        _, _, vt = np.linalg.svd(norm.toarray().astype(np.float64), full_matrices=False)
+        vt = vt[:k]
+    elif solver == "randomized":
         _, _, vt = randomized_svd(
             norm.astype(np.float64),
             k,
