@@ -1,7 +1,10 @@
-"""Dot-product models: query vectors reproduce the scores, and the per-history-item
+"""Dot-product models (factor models and the two-tower): query vectors reproduce the scores,
+and the per-history-item
 contributions of a fold-in sum to the folded-in score."""
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pytest
@@ -15,15 +18,21 @@ CONFIGS = {
     "als": {"factors": 8, "iterations": 5, "num_threads": 1},
     "bpr": {"embedding_size": 8, "epochs": 2},
     "lightgcn": {"embedding_size": 8, "epochs": 2},
+    "twotower": {"dim": 8, "epochs": 2},
 }
 
 
-@pytest.fixture(scope="module", params=sorted(CONFIGS))
-def fitted(request: pytest.FixtureRequest, shop_data: Dataset) -> DotProduct:
-    return get_model(request.param, **CONFIGS[request.param]).fit(shop_data)
+RIDGE_FOLD_INS = ("als", "bpr", "lightgcn")
 
 
-def test_query_vectors_reproduce_scores(fitted, shop_data: Dataset) -> None:
+@functools.cache
+def fitted_on(name: str, shop_data: Dataset) -> DotProduct:
+    return get_model(name, **CONFIGS[name]).fit(shop_data)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_query_vectors_reproduce_scores(name: str, shop_data: Dataset) -> None:
+    fitted = fitted_on(name, shop_data)
     users = np.arange(5)
     known = QueryBatch.for_users(fitted, users)
     given = QueryBatch.build(fitted, [Query(items=shop_data.items.id([3, 7, 11]).tolist())])
@@ -43,7 +52,9 @@ def test_query_vectors_reproduce_scores(fitted, shop_data: Dataset) -> None:
     )
 
 
-def test_contributions_sum_to_the_folded_in_score(fitted, shop_data: Dataset) -> None:
+@pytest.mark.parametrize("name", RIDGE_FOLD_INS)
+def test_contributions_sum_to_the_folded_in_score(name: str, shop_data: Dataset) -> None:
+    fitted = fitted_on(name, shop_data)
     history = shop_data.matrix[[4]].astype(np.float32)
     target = int(np.setdiff1d(np.arange(fitted.n_items), history.indices)[0])
     parts = fitted.history_contributions(history, target)

@@ -32,6 +32,16 @@ class DotProduct:
         """(n_items, D) float32 item vectors."""
 
     @abstractmethod
+    def query_vectors(self, queries: QueryBatch) -> np.ndarray:
+        """(Q, D) float32 vector of each query; rows of empty queries are not used (their
+        list is the popularity fallback)."""
+
+
+class FactorVectors(DotProduct):
+    """A `DotProduct` with learned user vectors and a fold-in for any other history (ALS,
+    BPR-MF, the graph models)."""
+
+    @abstractmethod
     def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         """(len(user_idx), D) float32 vectors of known users with their training history."""
 

@@ -14,7 +14,7 @@ from tuijian.data.dataset import Dataset
 from tuijian.data.split import Validation
 from tuijian.models.base import ModelConfig, Recommender
 from tuijian.models.registry import register
-from tuijian.models.vectors import DotProduct, ridge_contributions
+from tuijian.models.vectors import FactorVectors, ridge_contributions
 
 # The default L2 per observation of a factor vector (ALS-WR, Zhou et al. 2008, scaled globally):
 # `regularization` None is this times 2 * nnz / (users + items), the mean number of observations
@@ -35,7 +35,7 @@ class ALSConfig(ModelConfig):
 
 
 @register("als")
-class ALS(DotProduct, Recommender[ALSConfig]):
+class ALS(FactorVectors, Recommender[ALSConfig]):
     """Scores are dot products of learned user and item factors (U[u] @ V.T).
 
     Fold-in: a given history's user factors are one least-squares solve against the fixed item

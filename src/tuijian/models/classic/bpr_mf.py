@@ -21,7 +21,7 @@ from tuijian.data.dataset import Dataset
 from tuijian.models.fold_in import implicit_contributions, implicit_users
 from tuijian.models.neural import TorchConfig, TorchRecommender
 from tuijian.models.registry import register
-from tuijian.models.vectors import DotProduct, as_array
+from tuijian.models.vectors import FactorVectors, as_array
 from tuijian.nn.losses import bce_loss, bpr_loss, l2_penalty
 from tuijian.nn.sampling import NegativeSampler, positive_pairs
 
@@ -80,7 +80,7 @@ class MatrixFactorization(nn.Module):
 
 
 @register("bpr")
-class BPRMF(DotProduct, TorchRecommender[BPRConfig]):
+class BPRMF(FactorVectors, TorchRecommender[BPRConfig]):
     """Bayesian personalized ranking matrix factorization, trained by the `Trainer`.
 
     A new history is folded in: its user vector is the implicit-ALS ridge solve over the fixed

@@ -13,7 +13,7 @@ import torch
 from tuijian.data.dataset import Dataset
 from tuijian.models.fold_in import implicit_contributions, implicit_users
 from tuijian.models.neural import TorchConfig, TorchRecommender
-from tuijian.models.vectors import DotProduct, as_array
+from tuijian.models.vectors import FactorVectors, as_array
 from tuijian.nn.sampling import NegativeSampler, positive_pairs
 
 # A training batch: users (B,), positive items (B,), negative items (B,), the batch's unique
@@ -41,7 +41,7 @@ class GraphConfig(TorchConfig):
 GraphConfigT = TypeVar("GraphConfigT", bound=GraphConfig)
 
 
-class GraphRecommender(DotProduct, TorchRecommender[GraphConfigT]):
+class GraphRecommender(FactorVectors, TorchRecommender[GraphConfigT]):
     """A BPR-trained model over the user-item graph; scores are dot products of final embeddings.
 
     A new history is folded in: its final user embedding is the implicit-ALS ridge solve over

@@ -44,6 +44,7 @@ from tuijian.models.two_tower.features import (
     text_features,
     user_feature_codes,
 )
+from tuijian.models.vectors import DotProduct
 from tuijian.nn.losses import in_batch_duplicates, sampled_softmax_loss
 from tuijian.nn.mlp import MLP
 
@@ -204,7 +205,7 @@ def ragged_rows(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 @register("twotower")
-class TwoTower(TorchRecommender[TwoTowerConfig]):
+class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
     """YouTube-DNN two-tower retrieval with content features and logQ-corrected softmax.
 
     History-native: a user's vector is their pooled training history (plus their features),
@@ -382,6 +383,11 @@ class TwoTower(TorchRecommender[TwoTowerConfig]):
         """(Q, dim) float32 user tower output of (Q, n_items) weight histories; `user_idx`
         (-1 = anonymous) supplies the user features of known users."""
         return self._user_matrix(history, user_idx).cpu().numpy()
+
+    def query_vectors(self, queries: QueryBatch) -> np.ndarray:
+        """(Q, dim) user tower output of each query's history, with its user's features when
+        known (what `score_queries` multiplies with the item vectors)."""
+        return self.user_vectors(queries.history, queries.user_idx)
 
     def _user_matrix(self, history: sp.csr_matrix, user_idx: np.ndarray | None) -> torch.Tensor:
         hist = sp.csr_matrix(history, dtype=np.float32)
