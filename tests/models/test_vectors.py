@@ -1,6 +1,5 @@
 """Dot-product models (factor models and the two-tower): query vectors reproduce the scores,
-and the per-history-item
-contributions of a fold-in sum to the folded-in score."""
+and the per-history-item contributions of a ridge fold-in sum to the folded-in score."""
 
 from __future__ import annotations
 
