@@ -7,6 +7,7 @@ import torch
 
 from tests.models import contract
 from tuijian.models.ncf.simplex import SimpleX, cosine_contrastive_loss
+from tuijian.models.query import QueryBatch
 
 
 def test_loss_matches_its_formula() -> None:
@@ -48,3 +49,14 @@ def test_scores_are_cosines() -> None:
 def test_simplex_beats_popularity_on_ml100k() -> None:
     ndcg = contract.ml100k_ndcg("simplex", epochs=3, n_negatives=20, lr=0.05)
     assert ndcg > contract.ml100k_ndcg("pop") + 0.1, ndcg  # measured 0.379 vs 0.212
+
+
+def test_query_vectors_give_the_scores() -> None:
+    """The vectors the service indexes (`query_vectors` @ `item_vectors`) rank as `score`."""
+    data = contract.contract_dataset()
+    model = contract.fit_tiny("simplex", data)
+    users = np.arange(data.n_users)
+    vectors = model.query_vectors(QueryBatch.for_users(model, users))
+    np.testing.assert_allclose(
+        vectors @ model.item_vectors().T, np.asarray(model.score(users)), atol=1e-5
+    )

@@ -26,7 +26,7 @@ from tuijian.models.classic.bpr_mf import FOLD_ALPHA, FOLD_L2, PAIRS_PER_DRAW, M
 from tuijian.models.fold_in import implicit_contributions, implicit_users
 from tuijian.models.neural import TorchConfig, TorchRecommender
 from tuijian.models.registry import register
-from tuijian.models.vectors import DotProduct, as_array
+from tuijian.models.vectors import FactorVectors, as_array
 from tuijian.nn.losses import l2_penalty
 from tuijian.nn.sampling import NegativeSampler, positive_pairs
 
@@ -64,7 +64,7 @@ def cosine_contrastive_loss(
 
 
 @register("simplex")
-class SimpleX(DotProduct, TorchRecommender[SimpleXConfig]):
+class SimpleX(FactorVectors, TorchRecommender[SimpleXConfig]):
     """MF trained with the cosine contrastive loss; scores are cosine similarities.
 
     A new history is folded in: the implicit-ALS ridge solve over the fixed unit item vectors.
