@@ -60,3 +60,12 @@ def test_contributions_sum_to_the_folded_in_score(name: str, shop_data: Dataset)
     assert parts.shape == (history.nnz,)
     score = float(np.asarray(fitted.score_history(history, np.array([target])))[0, 0])
     assert parts.sum() == pytest.approx(score, rel=1e-3, abs=1e-5)
+
+
+def test_a_dot_product_model_must_define_its_vectors() -> None:
+    class Half(DotProduct):
+        def item_vectors(self) -> np.ndarray:
+            return np.zeros((1, 1), np.float32)
+
+    with pytest.raises(TypeError, match="query_vectors"):
+        Half()

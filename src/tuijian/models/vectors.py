@@ -8,7 +8,7 @@ that solve a ridge system also split a score into exact per-history-item contrib
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,8 +24,9 @@ def as_array(vectors: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-class DotProduct:
-    """Mixin of a `Recommender` scoring `query_vector @ item_vector`."""
+class DotProduct(ABC):
+    """Mixin of a `Recommender` scoring `query_vector @ item_vector` (an ABC, so a model that
+    lacks one of its methods fails at construction, not with a None at serving time)."""
 
     @abstractmethod
     def item_vectors(self) -> np.ndarray:
