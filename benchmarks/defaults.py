@@ -8,7 +8,7 @@ on ml-100k and ml-1m pairs, and a default fit on ml-100k under 2 minutes on one 
 
 Datasets of different shapes, all random 8:1:1 per user with seed 2020 after preparation:
 - ml-100k, ml-1m: dense movies (every rating a positive; ml-1m pairs only);
-- retailrocket: a sparse shop (view 1, cart 3, buy 5; users and items with >= 2 events);
+- retailrocket: a sparse shop (view 1, add_to_cart 3, purchase 5; users and items with >= 2 events);
 - beauty: long-tail sequences (Amazon Beauty of S3Rec, 5-core by construction).
 
 Each run is cached as JSON under TUIJIAN_BENCH_DIR/defaults/<dataset>/<model>/, so a rerun
@@ -82,7 +82,7 @@ def split_of(name: str) -> Split:
     elif name == "retailrocket":
         raw = load("retailrocket", DATA / "retailrocket-caserec")
         config = PrepareConfig(
-            event_weights={"view": 1.0, "cart": 3.0, "buy": 5.0},
+            event_weights={"view": 1.0, "add_to_cart": 3.0, "purchase": 5.0},  # its names
             default_event_weight=1.0,
             min_user_interactions=2,
             min_item_interactions=2,
