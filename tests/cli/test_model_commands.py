@@ -152,3 +152,19 @@ def test_train_and_recommend_a_sequence_model_from_a_session(
     forward, backward = session(first, second), session(second, first)
     assert not {first, second} & set(forward)
     assert forward != backward  # the order of the session matters
+
+
+def test_models_shows_the_memory_of_quadratic_fits_on_the_data(
+    tiny_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuijian.cli.common import console
+    from tuijian.models.classic.dense import dense_bytes
+
+    monkeypatch.setattr(console, "width", 300)  # one table row per line
+    n_items = Split.load(tiny_data).train.n_items
+    out = ok("models", "--data", tiny_data).stdout
+    assert f"fit memory at {n_items:,} items" in out
+    rows = {line.split("│")[1].strip(): line.split("│")[-2].strip() for line in out.splitlines()
+            if line.startswith("│") and line.split("│")[1].strip()}  # fmt: skip
+    assert rows["ease"] == f"{dense_bytes(n_items, 'float32') / 2**20:.0f} MB"
+    assert rows["als"] == "-" and rows["admmslim"].endswith("MB")

@@ -384,8 +384,15 @@ def models_command(
     name: Annotated[
         str | None, typer.Argument(metavar="[MODEL]", help="Show one model's parameters.")
     ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR", help="Also show the memory a fit on DIR's catalogue needs, per model."
+        ),
+    ] = None,
 ) -> None:
     """List the registered models with their parameters and defaults."""
+    n_items = Split.load(data).train.n_items if data is not None else None
     shared = TorchConfig.model_fields
     if name is not None:
         cls = get_model_class(name)
@@ -402,18 +409,32 @@ def models_command(
     table.add_column("model", style="bold")
     table.add_column("what it does")
     table.add_column("parameters (defaults)")
+    if n_items is not None:
+        table.add_column(f"fit memory at {n_items:,} items", justify="right")
     for model in available_models():
         cls = get_model_class(model)
         fields = cls.config_class.model_fields
         torch_model = issubclass(cls.config_class, TorchConfig)
         own = {k: f for k, f in fields.items() if not (torch_model and k in shared)}
-        table.add_row(model + (" *" if torch_model else ""), _summary(cls), _defaults(own))
+        row = [model + (" *" if torch_model else ""), _summary(cls), _defaults(own)]
+        if n_items is not None:
+            row.append(_memory(cls.fit_memory(n_items)))
+        table.add_row(*row)
     console.print(table)
+    if n_items is not None:
+        console.print("  fit memory: items x items arrays of a default fit; - : not quadratic")
     training = {k: f for k, f in shared.items() if k != "seed"}
     console.print(f"* torch models also take the training settings: {_defaults(training)}")
     console.print(
         "  and train / compare take the run's --device, --threads, --max-seconds, --precision"
     )
+
+
+def _memory(size: int | None) -> str:
+    """Bytes as MB / GB, or '-' for a model whose memory does not grow with items squared."""
+    if size is None:
+        return "-"
+    return f"{size / 2**30:.1f} GB" if size >= 2**30 else f"{size / 2**20:.0f} MB"
 
 
 def _type_name(annotation: Any) -> str:

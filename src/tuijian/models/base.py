@@ -305,6 +305,12 @@ class Recommender(ABC, Generic[ConfigT]):
         return tuple(dict.fromkeys(names))
 
     @classmethod
+    def fit_memory(cls, n_items: int) -> int | None:
+        """Peak bytes of a default fit on `n_items` items where they grow with items squared
+        (dense items x items models); None where they do not (`tuijian models --data`)."""
+        return None
+
+    @classmethod
     def older_state(cls, config: dict[str, Any]) -> dict[str, Any]:
         """Learned values that folders of older versions did not save, derived from `config`."""
         return {}

@@ -104,6 +104,10 @@ class ADMMSLIM(Recommender[ADMMSLIMConfig]):
     state_fields = ("item_weights_",)
     test_config: ClassVar[dict[str, Any]] = {"l1": 0.1, "l2": 5.0, "rho": 50.0, "n_iter": 30}
 
+    @classmethod
+    def fit_memory(cls, n_items: int) -> int | None:
+        return fit_bytes(n_items)
+
     def _fit(self, train: Dataset, *, valid: Validation | None, trainer: Any) -> None:
         cfg = self.config
         check_memory(f"{train.name}: ADMM-SLIM", train.n_items, cfg.max_items)

@@ -20,7 +20,7 @@ from pydantic import Field
 from tuijian.data.dataset import Dataset
 from tuijian.data.split import Validation
 from tuijian.models.base import ModelConfig, Recommender
-from tuijian.models.classic.dense import Dtype, check_fits, inverse_gram
+from tuijian.models.classic.dense import Dtype, check_fits, dense_bytes, inverse_gram
 from tuijian.models.registry import register
 
 # Default L2 as a multiple of the mean diagonal of X^T X (an item's summed squared weights), so
@@ -69,6 +69,10 @@ class EASE(Recommender[EASEConfig]):
 
     state_fields = ("item_weights_", "l2_")
     test_config: ClassVar[dict[str, Any]] = {"l2": 5.0}
+
+    @classmethod
+    def fit_memory(cls, n_items: int) -> int | None:
+        return dense_bytes(n_items, EASEConfig().dtype)
 
     @classmethod
     def older_state(cls, config: dict[str, Any]) -> dict[str, Any]:

@@ -141,6 +141,14 @@ class GraphFilter(Recommender[FilterConfigT]):
     history_mode = "native"
 
     state_fields = ("norm_", "item_scale_", "singular_vectors_")
+    dense_matrices: ClassVar[int] = 1  # items x items float32 arrays alive while building
+
+    @classmethod
+    def fit_memory(cls, n_items: int) -> int | None:
+        """Only a catalogue up to the default `dense_items` holds items x items arrays."""
+        if n_items > cls.config_class().dense_items:
+            return None
+        return cls.dense_matrices * n_items * n_items * 4
 
     def _fit(self, train: Dataset, *, valid: Validation | None, trainer: Any) -> None:
         cfg = self.config
