@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from benchmarks.common import DATA, DATASETS, peak_rss_mb, set_threads
 from tuijian.data import build_dataset, leave_last_out_split, load
@@ -31,14 +32,31 @@ from tuijian.training import Trainer
 S3REC = DATA / "s3rec-amazon-yelp-lastfm"
 
 
+def recbole_parts(folder: Path) -> pl.DataFrame:
+    """The split RecBole used (`run.py --dump-split DIR`) as one frame whose timestamp is the
+    row's place in train (RecBole's order), then valid, then test: leave-last-out of it gives
+    back exactly RecBole's parts, ties in time included."""
+    frames = [
+        pl.read_csv(folder / f"{part}.inter", separator="\t", infer_schema=False)
+        for part in ("train", "valid", "test")
+    ]
+    frame = pl.concat([f.select(f.columns[:2]) for f in frames])
+    frame.columns = ["user_id", "item_id"]
+    return frame.with_columns(timestamp=pl.int_range(pl.len()).cast(pl.Float64))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     set_threads(1)
-    if args.dataset in DATASETS:  # MovieLens: every rating an interaction, ordered by time
+    if args.recbole_split is not None:
+        raw_frame = recbole_parts(args.recbole_split)
+        split = leave_last_out_split(build_dataset(raw_frame, name=args.dataset))
+    elif args.dataset in DATASETS:  # MovieLens: every rating an interaction, ordered by time
         fmt, path = DATASETS[args.dataset]
         raw = load(fmt, path)
     else:
         raw = load("sequence", S3REC / f"{args.dataset}.txt")
-    split = leave_last_out_split(build_dataset(raw.interactions, name=args.dataset))
+    if args.recbole_split is None:
+        split = leave_last_out_split(build_dataset(raw.interactions, name=args.dataset))
     overrides = json.loads(args.set) if args.set else {}
     model = get_model(args.model, **overrides)
     trainer = Trainer(
@@ -129,6 +147,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the result JSON here")
     parser.add_argument(
         "--latency", type=int, default=0, help="also time N one-session recommend calls"
+    )
+    parser.add_argument(
+        "--recbole-split",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="train / valid / test of RecBole's run.py --dump-split DIR instead of our split",
     )
     args = parser.parse_args()
     result = run(args)
