@@ -27,7 +27,12 @@ from tuijian.data.dataset import Dataset
 from tuijian.data.split import Validation
 from tuijian.errors import ConfigError
 from tuijian.models.base import ModelConfig, Recommender
-from tuijian.models.classic.dense import MEMORY_FRACTION, available_memory, inverse_gram
+from tuijian.models.classic.dense import (
+    MEMORY_FRACTION,
+    ItemWeightsScorer,
+    available_memory,
+    inverse_gram,
+)
 from tuijian.models.registry import register
 
 # Items x items float32 arrays alive at once during the fit (P, C, Gamma, B~ and two
@@ -93,7 +98,7 @@ def check_memory(name: str, n_items: int, max_items: int | None) -> None:
 
 
 @register("admmslim")
-class ADMMSLIM(Recommender[ADMMSLIMConfig]):
+class ADMMSLIM(ItemWeightsScorer, Recommender[ADMMSLIMConfig]):
     """Scores items as the user's row times a sparse-by-L1, non-negative item-item matrix.
 
     History-native: a history given at call time is scored exactly as a training row.
@@ -114,14 +119,3 @@ class ADMMSLIM(Recommender[ADMMSLIMConfig]):
         self.item_weights_ = admm_slim_weights(
             train.matrix, cfg.l1, cfg.l2, cfg.rho, cfg.n_iter, cfg.nonnegative
         )
-
-    def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
-        """User rows @ C, shape (len(user_idx), n_items or len(item_idx))."""
-        return self.score_history(self.user_items_[user_idx], item_idx)
-
-    def score_history(
-        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
-    ) -> np.ndarray:
-        """History rows @ C, shape (Q, n_items or len(item_idx))."""
-        weights = self.item_weights_ if item_idx is None else self.item_weights_[:, item_idx]
-        return np.asarray(history @ weights, dtype=np.float32)

@@ -27,6 +27,25 @@ MEMORY_FRACTION = 0.5
 WORKSPACE_BYTES = 128 * 2**20
 
 
+class ItemWeightsScorer:
+    """Mixin of a linear item-item model: a history's scores are its row times the learned
+    (I, I) `item_weights_` (EASE, ADMM-SLIM); a training user is scored from their row."""
+
+    item_weights_: np.ndarray
+    user_items_: sp.csr_matrix
+
+    def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
+        """User rows @ weights, shape (len(user_idx), n_items or len(item_idx))."""
+        return self.score_history(self.user_items_[user_idx], item_idx)
+
+    def score_history(
+        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
+    ) -> np.ndarray:
+        """History rows @ weights, shape (Q, n_items or len(item_idx))."""
+        weights = self.item_weights_ if item_idx is None else self.item_weights_[:, item_idx]
+        return np.asarray(history @ weights, dtype=np.float32)
+
+
 def available_memory() -> int | None:
     """Bytes of memory available to a new allocation (Linux MemAvailable), or None if unknown."""
     meminfo = Path("/proc/meminfo")

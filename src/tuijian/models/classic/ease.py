@@ -20,7 +20,13 @@ from pydantic import Field
 from tuijian.data.dataset import Dataset
 from tuijian.data.split import Validation
 from tuijian.models.base import ModelConfig, Recommender
-from tuijian.models.classic.dense import Dtype, check_fits, dense_bytes, inverse_gram
+from tuijian.models.classic.dense import (
+    Dtype,
+    ItemWeightsScorer,
+    check_fits,
+    dense_bytes,
+    inverse_gram,
+)
 from tuijian.models.registry import register
 
 # Default L2 as a multiple of the mean diagonal of X^T X (an item's summed squared weights), so
@@ -59,7 +65,7 @@ def ease_weights(matrix: sp.csr_matrix, l2: float, dtype: Dtype = "float32") -> 
 
 
 @register("ease")
-class EASE(Recommender[EASEConfig]):
+class EASE(ItemWeightsScorer, Recommender[EASEConfig]):
     """Scores items as the user's row times a dense item-item weight matrix with zero diagonal.
 
     History-native: a history given at call time is scored exactly as a training row.
@@ -85,17 +91,6 @@ class EASE(Recommender[EASEConfig]):
         check_fits(f"{train.name}: EASE", train.n_items, cfg.dtype, cfg.max_items)
         self.l2_ = float(cfg.l2 if cfg.l2 is not None else default_l2(train.matrix))
         self.item_weights_ = ease_weights(train.matrix, self.l2_, cfg.dtype)  # (I, I)
-
-    def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
-        """User rows @ B, shape (len(user_idx), n_items or len(item_idx))."""
-        return self.score_history(self.user_items_[user_idx], item_idx)
-
-    def score_history(
-        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
-    ) -> np.ndarray:
-        """History rows @ B, shape (Q, n_items or len(item_idx))."""
-        weights = self.item_weights_ if item_idx is None else self.item_weights_[:, item_idx]
-        return np.asarray(history @ weights, dtype=np.float32)
 
 
 class NeighborhoodEASEConfig(ModelConfig):
