@@ -26,6 +26,20 @@ def test_without_l1_and_sign_it_converges_to_ease(matrix: sp.csr_matrix) -> None
     np.testing.assert_allclose(got, ease_weights(matrix, 5.0), atol=2e-4)
 
 
+def test_with_alpha_and_no_constraints_it_is_the_frequency_weighted_ridge(
+    matrix: sp.csr_matrix,
+) -> None:
+    """L = l2 diag(f^alpha): B = I - P diag(1 / diag(P)), P = (X^T X + L)^-1, zero diagonal."""
+    l2, alpha = 5.0, 0.5
+    x = matrix.toarray().astype(np.float64)
+    ridge = l2 * x.mean(axis=0) ** alpha
+    p = np.linalg.inv(x.T @ x + np.diag(ridge))
+    want = np.eye(x.shape[1]) - p / np.diagonal(p)[None, :]
+    got = admm_slim_weights(matrix, 0.0, l2, 20.0, 300, nonnegative=False, alpha=alpha)
+    np.testing.assert_allclose(got, want, atol=2e-4)
+    assert not np.allclose(got, ease_weights(matrix, l2), atol=1e-2)
+
+
 def test_columns_solve_the_nonnegative_elastic_net(matrix: sp.csr_matrix) -> None:
     """Column j of C minimises ||x_j - X b||^2 / 2 + l2 ||b||^2 / 2 + l1 sum(b), b >= 0, b_j = 0."""
     l1, l2 = 2.0, 5.0

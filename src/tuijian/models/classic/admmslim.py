@@ -1,12 +1,14 @@
 """ADMM-SLIM (Steck, Dimakopoulou, Riabov, Jebara, WSDM 2020): SLIM solved by ADMM in closed form.
 
-    min_B ||X - X B||^2 / 2 + l2 ||B||^2 / 2 + l1 |B|_1   s.t. diag(B) = 0, B >= 0
+    min_B ||X - X B||^2 / 2 + ||L^1/2 B||^2 / 2 + l1 |B|_1   s.t. diag(B) = 0, B >= 0
 
-split into B (ridge with a zero diagonal, closed form) and C (the L1 and sign constraints, an
-elementwise shrink), joined by the scaled dual Gamma:
+with L = l2 diag(f^alpha), f the items' training frequencies over the users (alpha 0: plain
+l2 I; RecBole's `alpha`, default 0.5 there, shrinks rare items' rows less), split into B (ridge
+with a zero diagonal, closed form) and C (the L1 and sign constraints, an elementwise shrink),
+joined by the scaled dual Gamma:
 
-    P = (X^T X + (l2 + rho) I)^-1                  # once (Cholesky, see `dense`)
-    B~ = (I - (l2 + rho) P) + P (rho C - Gamma)     # = P (X^T X + rho C - Gamma)
+    P = (X^T X + L + rho I)^-1                     # once (Cholesky, see `dense`)
+    B~ = (I - P (L + rho I)) + P (rho C - Gamma)    # = P (X^T X + rho C - Gamma)
     B = B~ - P diag(diag(B~) / diag(P))             # the zero-diagonal projection
     C = max(shrink(B + Gamma / rho, l1 / rho), 0)
     Gamma += rho (B - C)
@@ -45,26 +47,43 @@ class ADMMSLIMConfig(ModelConfig):
 
     l1: float = Field(1.0, ge=0)
     l2: float = Field(500.0, ge=0)
+    alpha: float = Field(0.0, ge=0)
     rho: float = Field(10_000.0, gt=0)
     n_iter: int = Field(50, gt=0)
     nonnegative: bool = True
     max_items: int | None = Field(None, gt=0)
 
 
+def ridge_diagonal(matrix: sp.csr_matrix, l2: float, alpha: float) -> np.ndarray | float:
+    """The L2 strength of each item, l2 f^alpha (f: X's column means, the share of users with the
+    item for 0/1 rows, as RecBole's ADMMSLIM); alpha 0: the scalar l2."""
+    if alpha == 0.0:
+        return l2
+    freq = np.asarray(matrix.sum(axis=0), dtype=np.float64).ravel() / matrix.shape[0]
+    return (l2 * freq**alpha).astype(np.float32)
+
+
 def admm_slim_weights(
-    matrix: sp.csr_matrix, l1: float, l2: float, rho: float, n_iter: int, nonnegative: bool
+    matrix: sp.csr_matrix,
+    l1: float,
+    l2: float,
+    rho: float,
+    n_iter: int,
+    nonnegative: bool,
+    alpha: float = 0.0,
 ) -> np.ndarray:
     """The ADMM-SLIM item-item matrix C (I, I), float32, zero diagonal."""
     n = matrix.shape[1]
-    p = inverse_gram(matrix, l2 + rho, "float32")  # (I, I)
+    ridge = np.float32(rho) + ridge_diagonal(matrix, l2, alpha)  # scalar or (I,)
+    p = inverse_gram(matrix, ridge, "float32")  # (I, I)
     diag_p = np.diagonal(p).copy()
     c = np.zeros((n, n), dtype=np.float32)
     gamma = np.zeros((n, n), dtype=np.float32)
     rho32, shrink = np.float32(rho), np.float32(l1 / rho)
     for _ in range(n_iter):
         b = p @ (rho32 * c - gamma)  # (I, I)
-        b -= np.float32(l2 + rho) * p
-        b[np.diag_indices(n)] += 1.0  # B~ = I - (l2 + rho) P + P (rho C - Gamma)
+        b -= p * ridge  # P (L + rho I): column j scaled by its ridge
+        b[np.diag_indices(n)] += 1.0  # B~ = I - P (L + rho I) + P (rho C - Gamma)
         b -= p * (np.diagonal(b) / diag_p)[None, :]  # zero diagonal
         np.divide(gamma, rho32, out=c)
         c += b  # B + Gamma / rho, shrunk towards 0 by l1 / rho below
@@ -117,5 +136,5 @@ class ADMMSLIM(ItemWeightsScorer, Recommender[ADMMSLIMConfig]):
         cfg = self.config
         check_memory(f"{train.name}: ADMM-SLIM", train.n_items, cfg.max_items)
         self.item_weights_ = admm_slim_weights(
-            train.matrix, cfg.l1, cfg.l2, cfg.rho, cfg.n_iter, cfg.nonnegative
+            train.matrix, cfg.l1, cfg.l2, cfg.rho, cfg.n_iter, cfg.nonnegative, cfg.alpha
         )

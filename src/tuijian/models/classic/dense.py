@@ -91,8 +91,9 @@ def check_fits(name: str, n_items: int, dtype: Dtype, max_items: int | None) -> 
         )
 
 
-def inverse_gram(matrix: sp.csr_matrix, l2: float, dtype: Dtype) -> np.ndarray:
-    """P = (X^T X + l2 I)^-1 of a users x items CSR matrix X, as one C-ordered (I, I) array."""
+def inverse_gram(matrix: sp.csr_matrix, l2: float | np.ndarray, dtype: Dtype) -> np.ndarray:
+    """P = (X^T X + diag(l2))^-1 of a users x items CSR matrix X (l2 a scalar or one value per
+    item), as one C-ordered (I, I) array."""
     n = matrix.shape[1]
     gram = gram_matrix(matrix, dtype)  # (I, I)
     gram[np.diag_indices(n)] += l2
