@@ -60,6 +60,20 @@ def test_each_phase_updates_only_its_half() -> None:
         assert all(p.grad is None for p in net.encoder_old.parameters())
 
 
+def test_noise_std_scales_the_sampling_noise() -> None:
+    model, _ = _model()
+    net = model.module_
+    net.train()
+    batch = row_batch(model.seen_, np.arange(6), model.device)
+    losses = {}
+    for noise in (0.0, 1.0):
+        model.config = model.config.model_copy(update={"noise_std": noise})
+        with torch.no_grad():
+            losses[noise] = [float(model.compute_loss((batch, "decoder"))) for _ in range(2)]
+    assert losses[0.0][0] == losses[0.0][1]  # z = mu: the decoder pass is deterministic
+    assert losses[1.0][0] != losses[1.0][1]
+
+
 def test_prior_copies_the_encoder_between_the_phases() -> None:
     model, data = _model()
     net = model.module_

@@ -50,7 +50,9 @@ LAYER_NORM_EPS = 0.1  # the authors' LayerNorm eps
 
 class RecVAEConfig(RowAutoencoderConfig):
     """The paper's settings: 600 hidden, 200 latent, gamma 0.005, lr 5e-4, 3 encoder passes
-    per decoder pass; `beta` set replaces the user-dependent weight gamma |x| by a constant."""
+    per decoder pass; `beta` set replaces the user-dependent weight gamma |x| by a constant;
+    `noise_std` scales the sampling noise, z = mu + noise_std * eps * sigma (1: the paper;
+    RecBole's RecVAE draws eps with std 0.01)."""
 
     hidden_size: int = Field(600, ge=1)
     latent_size: int = Field(200, ge=1)
@@ -62,6 +64,7 @@ class RecVAEConfig(RowAutoencoderConfig):
     uniform_logvar: float = 10.0
     encoder_passes: int = Field(3, ge=1)
     decoder_passes: int = Field(1, ge=1)
+    noise_std: float = Field(1.0, ge=0)
     lr: float = Field(5e-4, gt=0)
     batch_size: int = Field(500, ge=1)
 
@@ -175,12 +178,12 @@ class RecVAE(RowAutoencoder[RecVAEConfig]):
         assert rows.dense is not None
         if phase == "encoder":
             mu, logvar = net.encoder(rows, cfg.dropout)
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            z = mu + torch.randn_like(mu) * cfg.noise_std * torch.exp(0.5 * logvar)
             logits = F.linear(z, net.decoder.weight.detach(), net.decoder.bias.detach())
         else:
             with torch.no_grad():
                 mu, logvar = net.encoder(rows, 0.0)
-                z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+                z = mu + torch.randn_like(mu) * cfg.noise_std * torch.exp(0.5 * logvar)
             logits = net.decoder(z)
         nll = softmax_ce_loss(logits, rows.dense)
         weight = (
