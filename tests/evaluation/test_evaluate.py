@@ -8,7 +8,7 @@ import pytest
 
 from tuijian.data import Columns, Split, build_dataset
 from tuijian.evaluation import evaluate, evaluate_ranking, evaluate_ratings, evaluate_sampled
-from tuijian.evaluation.evaluate import hit_matrix
+from tuijian.evaluation.evaluate import contains, hit_matrix
 from tuijian.models.base import Recommender
 
 C = Columns
@@ -80,6 +80,24 @@ def test_hit_matrix_lookup():
     top = np.array([[2, 1, -1], [1, 0, 2]])
     hits = hit_matrix(top, np.array([0, 1]), truth)
     assert hits.tolist() == [[1, 0, 0], [1, 0, 0]]
+    assert contains(top, np.array([0, 1]), truth).tolist() == hits.tolist()
+
+
+def test_hit_matrix_agrees_with_lookup_on_random_lists():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(4)
+    truth = sp.random(40, 30, density=0.2, format="csr", random_state=5)
+    truth.data[:] = 1.0
+    truth.sort_indices()
+    users = rng.choice(40, size=25, replace=False)
+    top = np.argsort(rng.random((25, 30)), axis=1)[:, :8]
+    top[rng.random((25, 8)) < 0.1] = -1  # short lists: padding
+    hits = hit_matrix(top, users, truth)
+    assert hits.sum() > 0
+    assert np.array_equal(hits, contains(top, users, truth))
+    # repeats are allowed in the lookup, not in top-k lists
+    assert contains(np.array([[2, 2]]), np.array([0]), truth).shape == (1, 2)
 
 
 def test_sampled_is_labelled(split):

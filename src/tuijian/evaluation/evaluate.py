@@ -70,6 +70,22 @@ def _union(parts: tuple[Dataset, ...]) -> sp.csr_matrix:
     return binary(total)
 
 
+def exclusion_rows(parts: list[Dataset], users: np.ndarray) -> sp.csr_matrix | None:
+    """Rows `users` of `exclusion_matrix(parts)`, kept for the next call with the same parts
+    and users (each epoch's validation ranks the same users and hides the same items)."""
+    if not parts:
+        return None
+    return _exclusion_rows(tuple(parts), np.asarray(users, dtype=np.int64).tobytes())
+
+
+@functools.lru_cache(maxsize=4)
+def _exclusion_rows(parts: tuple[Dataset, ...], users: bytes) -> sp.csr_matrix:
+    """The cached rows of `exclusion_rows` (users as the bytes of an int64 array)."""
+    total = exclusion_matrix(list(parts))
+    assert total is not None
+    return user_rows(total, np.frombuffer(users, dtype=np.int64))
+
+
 def user_rows(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
     """Rows `users` of a CSR; the matrix itself when they are all its rows in order."""
     if len(users) == matrix.shape[0] and np.array_equal(users, np.arange(len(users))):
@@ -85,13 +101,35 @@ def pad_columns(top: np.ndarray, k: int) -> np.ndarray:
 
 
 def hit_matrix(top: np.ndarray, users: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
-    """hits[u, r] = 1 when `top[u, r]` is in row `users[u]` of `truth` (vectorized lookup)."""
+    """hits[u, r] = 1 when `top[u, r]` is in row `users[u]` of the 0/1 CSR `truth` (a
+    `Dataset.pattern`); -1 never hits.
+
+    `top` holds top-k lists (distinct items per row): they become a CSR whose values are the
+    ranks, and its elementwise product with the truth rows (one merge in C, no search per
+    entry: several times faster than `contains`) leaves the ranks of the hits.
+    """
+    n_queries, k = top.shape
+    listed = top >= 0
+    ranks = np.broadcast_to(np.arange(1, k + 1, dtype=np.float32), top.shape)
+    indptr = np.zeros(n_queries + 1, dtype=np.int64)
+    np.cumsum(listed.sum(axis=1), out=indptr[1:])
+    lists = sp.csr_matrix((ranks[listed], top[listed], indptr), shape=(n_queries, truth.shape[1]))
+    found = sp.csr_matrix(lists.multiply(user_rows(truth, users)))
+    hits = np.zeros(top.shape, dtype=np.float32)
+    rows = np.repeat(np.arange(n_queries), np.diff(found.indptr))
+    hits[rows, found.data.astype(np.int64) - 1] = 1.0
+    return hits
+
+
+def contains(lookup: np.ndarray, users: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
+    """out[u, r] = 1 when `lookup[u, r]` is in row `users[u]` of `truth` (any item matrix,
+    repeats allowed; a binary search per entry)."""
     n_items = truth.shape[1]
     rows = np.repeat(np.arange(truth.shape[0], dtype=np.int64), np.diff(truth.indptr))
     keys = rows * n_items + truth.indices.astype(np.int64)  # sorted: CSR rows, sorted indices
-    query = users[:, None].astype(np.int64) * n_items + np.maximum(top, 0)
+    query = users[:, None].astype(np.int64) * n_items + np.maximum(lookup, 0)
     pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
-    return ((keys[pos] == query) & (top >= 0)).astype(np.float32)
+    return ((keys[pos] == query) & (lookup >= 0)).astype(np.float32)
 
 
 def category_matrix(dataset: Dataset) -> sp.csr_matrix | None:
@@ -148,7 +186,8 @@ def rank_users(
     fresh: Dataset | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Full-ranking top-k of every user with a truth row: (users, top items, hit matrix).
-    With `fresh`, each user's rows there are given after the training history."""
+    `exclude` holds the items to hide, one row per user; with `fresh`, each user's rows there
+    are given after the training history."""
     truth_m = truth.pattern
     if users is None:
         users = truth.active_users
@@ -156,7 +195,7 @@ def rank_users(
     if fresh is not None:
         queries = with_fresh_events(queries, fresh, users)
     if exclude is not None:
-        queries = queries.with_exclude(user_rows(exclude, users))
+        queries = queries.with_exclude(exclude)
     top = pad_columns(rank(model, queries, k, exclude_seen=False, on_block=on_block).idx, k)
     return users, top, hit_matrix(top, users, truth_m)
 
@@ -172,13 +211,12 @@ def rank_histories(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-k of every truth user scored from its `history` rows as an anonymous query (the
     model never gets the id: held-out users were not in training); history items are hidden,
-    and so are the user's `exclude` rows."""
+    and so are the `exclude` rows (one per user)."""
     truth_m = truth.pattern
     if users is None:
         users = truth.active_users
-    hidden = None if exclude is None else exclude[users]
     queries = QueryBatch.from_history(
-        history.matrix[users], exclude=hidden if hidden is not None and hidden.nnz else None
+        history.matrix[users], exclude=exclude if exclude is not None and exclude.nnz else None
     )
     top = pad_columns(rank(model, queries, k, exclude_seen=True, on_block=on_block).idx, k)
     return users, top, hit_matrix(top, users, truth_m)
@@ -287,9 +325,9 @@ def evaluate_ranking(
     if truth.n_interactions == 0:
         raise DataError(f"{truth.name}: nothing to evaluate on (no interactions)")
     t0 = time.perf_counter()
-    hidden = exclusion_matrix(exclude or [])
     if users is None:
         users = truth.active_users
+    hidden = exclusion_rows(exclude or [], users)
     scored = tuple(m for m in names if m in M.SCORE_METRICS)
     blocks = BlockMetrics(scored, user_rows(truth.pattern, users)) if scored else None
     names = tuple(m for m in names if m in M.RANKING_METRICS)
@@ -361,12 +399,12 @@ def evaluate_sampled(
     if (free < 1).any():
         user = truth.users.id(case_user[np.argmax(free < 1)])
         raise DataError(f"sampled evaluation: user {user!r} has no item left to sample")
-    bad = hit_matrix(neg, case_user, known) > 0
+    bad = contains(neg, case_user, known) > 0
     for _ in range(1000):  # resample the negatives that hit a known positive
         if not bad.any():
             break
         neg[bad] = rng.integers(0, truth.n_items, size=int(bad.sum()))
-        bad = hit_matrix(neg, case_user, known) > 0
+        bad = contains(neg, case_user, known) > 0
     ranks = np.empty(len(case_user), dtype=np.int64)
     order = np.argsort(case_user, kind="stable")
     bounds = np.searchsorted(case_user[order], users, side="left")

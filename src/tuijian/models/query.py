@@ -89,6 +89,16 @@ class Given:
         )
 
 
+def row_slice(matrix: sp.csr_matrix, start: int, stop: int) -> sp.csr_matrix:
+    """Rows start..stop-1 of a CSR as a view of its arrays (scipy's slicing copies them)."""
+    lo, hi = matrix.indptr[start], matrix.indptr[stop]
+    return sp.csr_matrix(
+        (matrix.data[lo:hi], matrix.indices[lo:hi], matrix.indptr[start : stop + 1] - lo),
+        shape=(stop - start, matrix.shape[1]),
+        copy=False,
+    )
+
+
 def _pattern(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
     """A 0/1 CSR with ones at (rows, cols), duplicates collapsed, indices sorted."""
     out = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape)
@@ -156,15 +166,16 @@ class QueryBatch:
         return np.diff(self.history.indptr) == 0
 
     def rows(self, start: int, stop: int) -> QueryBatch:
-        """Queries start..stop-1 (a cheap slice of every part)."""
+        """Queries start..stop-1 (views of every part's arrays, nothing copied)."""
         sl = slice(start, stop)
+        stop = min(stop, len(self))
         return QueryBatch(
-            history=self.history[sl],
+            history=row_slice(self.history, start, stop),
             user_idx=self.user_idx[sl],
             own_history=self.own_history[sl],
-            candidates=None if self.candidates is None else self.candidates[sl],
-            exclude=None if self.exclude is None else self.exclude[sl],
-            given=self.given.rows(start, min(stop, len(self))),
+            candidates=None if self.candidates is None else row_slice(self.candidates, start, stop),
+            exclude=None if self.exclude is None else row_slice(self.exclude, start, stop),
+            given=self.given.rows(start, stop),
             time=None if self.time is None else self.time[sl],
             training=None if self.training is None else self.training[sl],
         )
