@@ -1,4 +1,4 @@
-"""Autoencoders: Mult-VAE / Mult-DAE / CDAE vs RecBole on ml-1m, and I-AutoRec on ml-100k ratings.
+"""Autoencoders (Mult-VAE, Mult-DAE, CDAE, RecVAE) vs RecBole on ml-1m, I-AutoRec on ml-100k.
 
 Part `ml1m`: the ml-1m pairs, random 8:1:1 per user (`random_split_of("ml-1m")`). Both sides use
 the same network sizes (Mult-*: [600] -> 200 latent, dropout 0.5; CDAE: 64 hidden, corruption
@@ -6,13 +6,15 @@ the same network sizes (Mult-*: [600] -> 200 latent, dropout 0.5; CDAE: 64 hidde
 one thread, early stopping on valid NDCG@10 (11 passes without improvement) and full ranking.
 Each side picks its lr on valid NDCG@10 and reports test at that checkpoint. Our test NDCG@10 is
 also measured after every epoch by a Trainer callback (untimed) to find when we first reach
-RecBole's final test NDCG@10. RecBole is capped by `--recbole-cap` seconds and `--epochs`; it
+RecBole's final test NDCG@10. RecBole is capped by `--recbole-cap` seconds and `--epochs` (ours
+by `--ours-cap` seconds of training when given); it
 runs with `--recbole-eval-batch` (scores per eval batch), and one short extra run per model
 measures its validation pass at its default eval batch (4096 scores: one ml-1m user per batch).
 Each of our fits runs in a fresh process, so its peak RSS is its own. Our variants: each of
-`--precisions` (fp32; bf16 = bfloat16 matrix products), and for Mult-VAE each `--noise-std`
-(0.01 is what RecBole's MultiVAE samples; 1.0 is the paper). `--reuse-recbole` reads RecBole
-results already written by an earlier run with the same settings instead of rerunning them.
+`--precisions` (fp32; bf16 = bfloat16 matrix products), and for Mult-VAE and RecVAE each
+`--noise-std` (0.01 is what RecBole's MultiVAE and RecVAE sample; 1.0 is the papers').
+`--reuse-recbole` reads RecBole results already written by an earlier run with the same
+settings instead of rerunning them.
 Part `seeds` (not in `all`) refits both sides at each `--lrs` x `--seeds` to show the spread.
 
 Part `ml100k`: u.data with its ratings (no threshold), random 90/10 per user. A 90/10 split of
@@ -62,11 +64,15 @@ from tuijian.training import EpochRecord, Trainer
 
 METRICS = ("ndcg", "recall")
 PATIENCE = 11  # RecBole's stopping_step 10: it stops at the 11th pass without improvement
-PEERS = {"multvae": "MultiVAE", "multdae": "MultiDAE", "cdae": "CDAE"}
+PEERS = {"multvae": "MultiVAE", "multdae": "MultiDAE", "cdae": "CDAE", "recvae": "RecVAE"}
 
 
 def network(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The same network on both sides: our config overrides and RecBole's settings."""
+    if name == "recvae":
+        # both defaults are the paper's: 600 hidden, 200 latent, dropout 0.5, gamma 0.005,
+        # prior weights (0.15, 0.75, 0.1), 3 encoder passes per decoder pass in an epoch
+        return {}, {}
     if name == "cdae":
         ours = {"embedding_size": 64, "corruption": 0.5, "activation": "relu", "loss": "bce"}
         return ours, {"embedding_size": 64, "corruption_ratio": 0.5, "hid_activation": "relu"}
@@ -95,6 +101,7 @@ def _fit_ours(
     settings = {"batch_size": args.batch_size, "lr": lr, "epochs": args.epochs, "seed": SEED}
     settings |= {"patience": PATIENCE}
     run = {"threads": args.threads, "precision": variant.get("precision", "fp32")}  # the run's
+    run |= {"max_seconds": args.ours_cap}
     model = get_model(name, **ours, **{**settings, **without_run(variant)})
     trainer = Trainer(progress=False, callbacks=[track], **run)
     with Timer() as fit:
@@ -227,9 +234,9 @@ def without_run(variant: dict[str, Any]) -> dict[str, Any]:
 
 
 def variants(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Our settings besides the lr: each precision; for Mult-VAE the first noise scale with
-    each precision and the other noise scales with the first precision."""
-    if name != "multvae":
+    """Our settings besides the lr: each precision; for Mult-VAE and RecVAE the first noise
+    scale with each precision and the other noise scales with the first precision."""
+    if name not in ("multvae", "recvae"):
         return [{"precision": p} for p in args.precisions]
     first, *others = args.noise_std
     return [{"precision": p, "noise_std": first} for p in args.precisions] + [
@@ -355,6 +362,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--recbole-cap", type=float, default=600.0)
+    parser.add_argument("--ours-cap", type=float, default=None, help="our train seconds cap")
     parser.add_argument("--recbole-eval-batch", type=int, default=409_600)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
