@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -169,6 +170,20 @@ def test_features_align_with_the_vocabularies() -> None:
     assert text.shape == (13, 4) and text.dtype == np.float32
     np.testing.assert_array_equal(text_features(data, 4), text)  # cached by content hash
     assert text_features(build_dataset(data.external()), 4).shape == (12, 0)  # no item text
+
+
+def test_minilm_text_places_the_cold_item(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`text_encoder="minilm"`: the packaged sentence encoder's embeddings, reduced by SVD,
+    feed the item tower; the cold item gets a vector from its text alone."""
+    monkeypatch.setenv("TUIJIAN_CACHE_DIR", str(tmp_path))
+    data = contract.contract_dataset()
+    text = text_features(data, 4, encoder="minilm")
+    assert text.shape == (13, 4) and text.dtype == np.float32
+    assert not np.allclose(text, text_features(data, 4))  # not the TF-IDF features
+    model = contract.fit_tiny("twotower", data, use_categories=False, text_encoder="minilm")
+    assert isinstance(model, TwoTower)
+    cold = data.items.index([contract.COLD_ITEM])[0]
+    assert np.linalg.norm(model.item_vectors()[cold]) > 0.5
 
 
 def test_user_features_enter_the_user_tower(shop_data: Dataset) -> None:

@@ -1,4 +1,5 @@
-"""Item and user side features for the towers: categories, text (TF-IDF + SVD), user columns.
+"""Item and user side features for the towers: categories, text (TF-IDF or MiniLM sentence
+embeddings, reduced by SVD), user columns.
 
 Everything is turned into index or float arrays once per fit, aligned with the fitted
 vocabularies, so the torch modules only gather rows. The text encoding is cached in memory by
@@ -8,6 +9,7 @@ a hash of the documents and settings: refits on the same catalogue (tuning, test
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -17,6 +19,9 @@ from tuijian.data.columns import Columns
 from tuijian.data.dataset import Dataset
 from tuijian.errors import DataError
 from tuijian.models.classic.content import item_documents
+from tuijian.nn import sentence
+
+TextEncoder = Literal["tfidf", "minilm"]
 
 C = Columns
 _TEXT_CACHE: dict[str, np.ndarray] = {}
@@ -68,18 +73,22 @@ def item_categories(dataset: Dataset, max_per_item: int) -> tuple[np.ndarray, in
     return out, n_cat
 
 
-def text_features(dataset: Dataset, dims: int, max_features: int = 20_000) -> np.ndarray:
-    """(I, d) float32 TF-IDF + truncated SVD of each item's title, text and categories.
+def text_features(
+    dataset: Dataset, dims: int, max_features: int = 20_000, encoder: TextEncoder = "tfidf"
+) -> np.ndarray:
+    """(I, d) float32 text features of each item's title, text and categories: TF-IDF, or the
+    packaged MiniLM's sentence embeddings (`encoder="minilm"`, the `text` extra), reduced to
+    d = at most `dims` components by truncated SVD (for MiniLM, of the centred embeddings).
 
     Columns are scaled to unit variance over items, rows of items without text are zero; d is
-    at most `dims` (fewer when the vocabulary is smaller). No item text: a (I, 0) array.
+    fewer than `dims` when the vocabulary (or embedding) is smaller. No item text: (I, 0).
     """
     try:
         docs = item_documents(dataset.item_features, dataset)
     except DataError:
         return np.zeros((dataset.n_items, 0), dtype=np.float32)
     key = hashlib.sha256(
-        "\x1f".join([str(dims), str(max_features), *docs]).encode("utf-8")
+        "\x1f".join([encoder, str(dims), str(max_features), *docs]).encode("utf-8")
     ).hexdigest()
     if key in _TEXT_CACHE:
         return _TEXT_CACHE[key].copy()
@@ -87,16 +96,24 @@ def text_features(dataset: Dataset, dims: int, max_features: int = 20_000) -> np
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    vectorizer = TfidfVectorizer(max_features=max_features, sublinear_tf=True, dtype=np.float32)
-    try:
-        tfidf = vectorizer.fit_transform(docs)
-    except ValueError:  # every document empty
-        return np.zeros((dataset.n_items, 0), dtype=np.float32)
-    k = min(dims, tfidf.shape[1] - 1, tfidf.shape[0] - 1)
+    if encoder == "minilm":
+        vectors = sentence.encode(docs)
+        has_text = np.array([bool(doc.strip()) for doc in docs])
+        if not has_text.any():
+            return np.zeros((dataset.n_items, 0), dtype=np.float32)
+        vectors[has_text] -= vectors[has_text].mean(axis=0)
+        matrix = vectors
+    else:
+        vectorizer = TfidfVectorizer(max_features=max_features, sublinear_tf=True, dtype=np.float32)
+        try:
+            matrix = vectorizer.fit_transform(docs)
+        except ValueError:  # every document empty
+            return np.zeros((dataset.n_items, 0), dtype=np.float32)
+    k = min(dims, matrix.shape[1] - 1, matrix.shape[0] - 1)
     if k < 1:
         return np.zeros((dataset.n_items, 0), dtype=np.float32)
     svd = TruncatedSVD(n_components=k, random_state=0, algorithm="arpack")
-    dense = svd.fit_transform(tfidf).astype(np.float32)  # (I, k)
+    dense = svd.fit_transform(matrix).astype(np.float32)  # (I, k)
     scale = dense.std(axis=0)
     dense /= np.where(scale > 0, scale, 1.0)
     if len(_TEXT_CACHE) >= _TEXT_CACHE_SIZE:

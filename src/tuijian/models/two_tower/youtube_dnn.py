@@ -39,6 +39,7 @@ from tuijian.models.neural import TorchConfig, TorchRecommender
 from tuijian.models.query import QueryBatch
 from tuijian.models.registry import register
 from tuijian.models.two_tower.features import (
+    TextEncoder,
     item_categories,
     pairs_with_events,
     text_features,
@@ -57,7 +58,9 @@ class TwoTowerConfig(TorchConfig):
 
     `user_layers` are the hidden widths of the user tower's ReLU MLP before its last linear
     layer to `dim` (empty and no user features: the pooled history is the user vector).
-    `text_dim` is the number of SVD components of the items' TF-IDF text (0: no text);
+    `text_dim` is the number of SVD components of the items' text (0: no text), encoded by
+    TF-IDF or, with `text_encoder="minilm"` (the `text` extra), by the packaged MiniLM
+    sentence encoder: the fusion of what the text means with what users did;
     `use_categories` / `use_user_features` switch those inputs. `max_history` caps the items
     pooled for one training example (a random subset; scoring pools everything);
     `id_dropout` is the share of sampled items trained on their content alone;
@@ -73,6 +76,7 @@ class TwoTowerConfig(TorchConfig):
     use_categories: bool = True
     max_categories: int = Field(8, ge=1)
     text_dim: int = Field(32, ge=0)
+    text_encoder: TextEncoder = "tfidf"
     use_user_features: bool = True
     normalize: bool = True
     temperature: float = Field(0.1, gt=0)
@@ -242,7 +246,7 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
         else:
             self.item_cats_, self.n_categories_ = np.zeros((self.n_items, 1), np.int64), 0
         if cfg.text_dim:
-            self.text_features_ = text_features(train, cfg.text_dim)
+            self.text_features_ = text_features(train, cfg.text_dim, encoder=cfg.text_encoder)
         else:
             self.text_features_ = np.zeros((self.n_items, 0), np.float32)
         if cfg.use_user_features:
