@@ -44,6 +44,9 @@ def _encoder() -> object:
             f"text_encoder='minilm' needs the optional extra: pip install 'tuijian[text]' ({err})"
         ) from None
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the weights' loading bar, on every fit
     return SentenceTransformer(str(packaged.get_model_path()), device="cpu", local_files_only=True)
 
 
