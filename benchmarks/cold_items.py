@@ -1,9 +1,9 @@
 """Cold-item protocol: a seeded 20 % of items is held out of training entirely; each test
 user's interactions with them are the truth, ranked among the cold items only. Warm items:
 the test interactions with the other items, ranked among the warm items. NDCG@10 of the
-hybrid two-tower (text by TF-IDF, or with `--text-encoders tfidf,minilm` also by the packaged
-MiniLM sentence encoder), the two-tower without content (ids only) and the TF-IDF `content`
-model.
+hybrid two-tower (text by TF-IDF; `--text-encoders` adds `minilm`, the packaged MiniLM
+sentence encoder, and `words`, one embedding per word as well), the two-tower without content
+(ids only) and the TF-IDF `content` model.
 
 Data: the synthetic shop ("small", titles, descriptions, categories; 8:2 at random), ml-100k
 (titles and genres; 8:2 at random per user) and Book-Crossing (`bookcrossing`: the implicit
@@ -39,6 +39,7 @@ from tuijian.models.registry import get_model
 from tuijian.training import Trainer
 
 C = Columns
+WORDS = 20_000  # `text_tokens` of the "words" hybrid: the TF-IDF vocabulary's size
 
 
 def bookcrossing() -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -122,8 +123,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
-        "--text-encoders", default="tfidf", help="hybrids to run: tfidf, minilm (the text extra)"
+        "--text-encoders",
+        default="tfidf",
+        help="hybrids to run: tfidf, minilm (the text extra), words (tfidf + word embeddings)",
     )
+    parser.add_argument("--skip", default="", help="model labels not to run, e.g. twotower-ids")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     set_threads(args.threads)
@@ -135,7 +139,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     for encoder in args.text_encoders.split(","):
         label = "twotower-hybrid" + ("" if encoder == "tfidf" else f"-{encoder}")
-        models[label] = ("twotower", {**tower, "text_encoder": encoder})
+        text = {"text_tokens": WORDS} if encoder == "words" else {"text_encoder": encoder}
+        models[label] = ("twotower", {**tower, **text})
+    for label in filter(None, args.skip.split(",")):
+        models.pop(label)
     result: dict[str, Any] = {"fraction": args.fraction, "twotower": tower}
     for name in args.data.split(","):
         train, parts = cold_split(dataset(name), args.fraction, args.seed)

@@ -14,6 +14,7 @@ import torch
 from tests.models import contract
 from tuijian.data import Columns, Dataset, Split, build_dataset, random_split
 from tuijian.evaluation.evaluate import evaluate
+from tuijian.models.io import load_model
 from tuijian.models.query import Query
 from tuijian.models.registry import get_model
 from tuijian.models.two_tower import TwoTower
@@ -184,6 +185,29 @@ def test_minilm_text_places_the_cold_item(tmp_path: Path, monkeypatch: pytest.Mo
     assert isinstance(model, TwoTower)
     cold = data.items.index([contract.COLD_ITEM])[0]
     assert np.linalg.norm(model.item_vectors()[cold]) > 0.5
+
+
+def test_word_embeddings_are_the_tf_idf_weighted_sum(tmp_path: Path) -> None:
+    """`text_tokens`: an item's word part is the sum of its words' embeddings by TF-IDF
+    weight; the cold item gets a vector from its words; save / load keeps the vocabulary."""
+    data = contract.contract_dataset()
+    model = contract.fit_tiny("twotower", data, use_categories=False, text_dim=0, text_tokens=50)
+    assert isinstance(model, TwoTower)
+    net = model.module_
+    assert net.token_emb is not None
+    tokens = sp.csr_matrix(
+        (model.token_weights_, model.token_words_, model.token_indptr_),
+        shape=(model.n_items, net.token_emb.num_embeddings),
+    )
+    items = torch.tensor([0, 5, 12])
+    with torch.no_grad():
+        expected = torch.from_numpy(tokens[items.numpy()].toarray()) @ net.token_emb.weight
+        np.testing.assert_allclose(net.words(items), expected, rtol=1e-5, atol=1e-6)
+    cold = data.items.index([contract.COLD_ITEM])[0]
+    assert np.linalg.norm(model.item_vectors()[cold]) > 0.5
+    model.save(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    np.testing.assert_allclose(again.item_vectors(), model.item_vectors(), rtol=1e-6)
 
 
 def test_user_features_enter_the_user_tower(shop_data: Dataset) -> None:

@@ -122,6 +122,26 @@ def text_features(
     return dense.copy()
 
 
+def text_tokens(dataset: Dataset, max_features: int) -> sp.csr_matrix:
+    """(I, V) float32 CSR: each item's TF-IDF weights over the `max_features` most frequent
+    words of the catalogue's text (rows L2-normalized; empty rows without text), so the item
+    tower can learn one embedding per word, shared by warm and cold items (LightFM-style).
+    No item text: (I, 0)."""
+    try:
+        docs = item_documents(dataset.item_features, dataset)
+    except DataError:
+        return sp.csr_matrix((dataset.n_items, 0), dtype=np.float32)
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(max_features=max_features, sublinear_tf=True, dtype=np.float32)
+    try:
+        tokens = vectorizer.fit_transform(docs).tocsr()
+    except ValueError:  # every document empty
+        return sp.csr_matrix((dataset.n_items, 0), dtype=np.float32)
+    tokens.sort_indices()
+    return tokens
+
+
 def user_feature_codes(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """(U, F) int64 codes of the categorical user feature columns (0 = unknown), and (F,)
     the number of codes per column (values + 1). No user features: (U, 0) and (0,)."""

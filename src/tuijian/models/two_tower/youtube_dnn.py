@@ -43,6 +43,7 @@ from tuijian.models.two_tower.features import (
     item_categories,
     pairs_with_events,
     text_features,
+    text_tokens,
     user_feature_codes,
 )
 from tuijian.models.vectors import DotProduct
@@ -61,6 +62,9 @@ class TwoTowerConfig(TorchConfig):
     `text_dim` is the number of SVD components of the items' text (0: no text), encoded by
     TF-IDF or, with `text_encoder="minilm"` (the `text` extra), by the packaged MiniLM
     sentence encoder: the fusion of what the text means with what users did;
+    `text_tokens` > 0 also embeds each of that many most frequent words (an item adds its
+    words' embeddings, by TF-IDF weight, as LightFM does with features): exact words such as
+    an author's name reach cold items, which a few SVD components blur;
     `use_categories` / `use_user_features` switch those inputs. `max_history` caps the items
     pooled for one training example (a random subset; scoring pools everything);
     `id_dropout` is the share of sampled items trained on their content alone;
@@ -77,6 +81,7 @@ class TwoTowerConfig(TorchConfig):
     max_categories: int = Field(8, ge=1)
     text_dim: int = Field(32, ge=0)
     text_encoder: TextEncoder = "tfidf"
+    text_tokens: int = Field(0, ge=0)  # words embedded one by one in the item tower (0: off)
     use_user_features: bool = True
     normalize: bool = True
     temperature: float = Field(0.1, gt=0)
@@ -114,6 +119,7 @@ class TwoTowerNet(nn.Module):
         item_cats: np.ndarray,
         n_categories: int,
         text: np.ndarray,
+        tokens: sp.csr_matrix,
         warm: np.ndarray,
         feature_sizes: np.ndarray,
         user_layers: tuple[int, ...],
@@ -138,6 +144,16 @@ class TwoTowerNet(nn.Module):
         if text.shape[1]:
             self.text_proj = nn.Linear(text.shape[1], dim, bias=False)
             self.register_buffer("text", torch.from_numpy(text), False)
+        self.token_emb: nn.EmbeddingBag | None = None
+        if tokens.shape[1]:
+            self.token_emb = nn.EmbeddingBag(tokens.shape[1], dim, mode="sum")
+            nn.init.normal_(self.token_emb.weight, std=0.1)
+            for name, values in (
+                ("tok_indptr", tokens.indptr.astype(np.int64)),
+                ("tok_words", tokens.indices.astype(np.int64)),
+                ("tok_weight", tokens.data.astype(np.float32)),
+            ):
+                self.register_buffer(name, torch.from_numpy(values), False)
         offsets = np.concatenate([[0], np.cumsum(feature_sizes)[:-1]]).astype(np.int64)
         self.register_buffer("feature_offsets", torch.from_numpy(offsets), False)
         self.user_feat: nn.Embedding | None = None
@@ -157,14 +173,28 @@ class TwoTowerNet(nn.Module):
             parts.append(self.cat_emb(self.item_cats[items]))
         if self.text_proj is not None:
             parts.append(self.text_proj(self.text[items]))
+        if self.token_emb is not None:
+            parts.append(self.words(items))
         if not parts:
             return None
-        return parts[0] if len(parts) == 1 else parts[0] + parts[1]
+        return torch.stack(parts).sum(dim=0) if len(parts) > 1 else parts[0]
+
+    def words(self, items: torch.Tensor) -> torch.Tensor:
+        """(n, D) TF-IDF-weighted sum of the items' word embeddings (their CSR rows)."""
+        assert self.token_emb is not None
+        starts, ends = self.tok_indptr[items], self.tok_indptr[items + 1]
+        lengths = ends - starts
+        offsets = torch.cumsum(lengths, 0) - lengths
+        pos = torch.repeat_interleave(starts - offsets, lengths) + torch.arange(
+            int(lengths.sum()), device=items.device
+        )
+        return self.token_emb(self.tok_words[pos], offsets, per_sample_weights=self.tok_weight[pos])
 
     def items(self, items: torch.Tensor, id_keep: torch.Tensor | None = None) -> torch.Tensor:
         """(n, D) item tower output of item indices (`id_keep`: (n,) 0/1 id dropout)."""
         keep = self.warm[items]
-        if id_keep is not None and (self.cat_emb is not None or self.text_proj is not None):
+        has_content = any(m is not None for m in (self.cat_emb, self.text_proj, self.token_emb))
+        if id_keep is not None and has_content:
             keep = keep * id_keep[:, None]  # id dropout only where content can stand in
         out = self.item_emb(items) * keep
         extra = self.content(items)
@@ -225,6 +255,9 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
         "item_cats_",
         "n_categories_",
         "text_features_",
+        "token_indptr_",
+        "token_words_",
+        "token_weights_",
         "warm_",
         "user_codes_",
         "feature_sizes_",
@@ -249,6 +282,16 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
             self.text_features_ = text_features(train, cfg.text_dim, encoder=cfg.text_encoder)
         else:
             self.text_features_ = np.zeros((self.n_items, 0), np.float32)
+        tokens = (
+            text_tokens(train, cfg.text_tokens)
+            if cfg.text_tokens
+            else sp.csr_matrix((self.n_items, 0), dtype=np.float32)
+        )
+        self.token_indptr_, self.token_words_, self.token_weights_ = (
+            tokens.indptr.astype(np.int64),
+            tokens.indices.astype(np.int64),
+            tokens.data.astype(np.float32),
+        )
         if cfg.use_user_features:
             self.user_codes_, self.feature_sizes_ = user_feature_codes(train)
         else:
@@ -271,6 +314,10 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
             self.item_cats_,
             int(self.n_categories_),
             self.text_features_,
+            sp.csr_matrix(
+                (self.token_weights_, self.token_words_, self.token_indptr_),
+                shape=(self.n_items, int(self.token_words_.max(initial=-1)) + 1),
+            ),
             self.warm_,
             self.feature_sizes_,
             cfg.user_layers,
