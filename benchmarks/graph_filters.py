@@ -68,8 +68,9 @@ ML_GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
         for b in (0.2, 0.5)
         for t in (0.5, 1.0)
     ),
-    # torch models: the papers' settings, early stopping on valid NDCG@10 (patience 10)
-    "recvae": ({},),
+    # torch models: the papers' settings, early stopping on valid NDCG@10 (patience 10); RecVAE
+    # also with RecBole's sampling noise (0.01), both allowed 300 epochs
+    "recvae": ({"epochs": 300}, {"epochs": 300, "noise_std": 0.01}),
     "simplex": ({"lr": 1e-3}, {"lr": 5e-3}),
 }
 TORCH_MODELS = ("recvae", "simplex")
