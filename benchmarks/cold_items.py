@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import DATA, set_threads
 from benchmarks.two_tower import parse_sets
 from tuijian.data import Columns, Dataset, PrepareConfig, build_dataset, load, prepare
-from tuijian.data.split import random_split
+from tuijian.data.split import cold_item_split
 from tuijian.data.synthetic import shop_dataset
 from tuijian.models.base import Recommender
 from tuijian.models.registry import get_model
@@ -84,26 +84,6 @@ def dataset(name: str) -> Dataset:
     return build_dataset(frame, item_features=raw.item_features, name=name, catalogue="features")
 
 
-def cold_split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, dict[str, Any]]:
-    """Warm training part and, per protocol part, the candidate items and binary truth."""
-    cold = np.random.default_rng(seed).random(data.n_items) < fraction
-    split = random_split(data, (0.8, 0.2), seed=seed)
-    train = split.train.with_interactions(
-        split.train.interactions.filter(~pl.col(C.item_idx).is_in(np.flatnonzero(cold).tolist()))
-    )
-    every = (split.train.matrix + split.test.matrix).tocoo()
-    test = split.test.matrix.tocoo()
-
-    def truth(rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
-        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=every.shape)
-
-    on_cold, on_warm = cold[every.col], ~cold[test.col]
-    return train, {
-        "cold": (np.flatnonzero(cold), truth(every.row[on_cold], every.col[on_cold])),
-        "warm": (np.flatnonzero(~cold), truth(test.row[on_warm], test.col[on_warm])),
-    }
-
-
 def ndcg(model: Recommender, train: Dataset, truth: sp.csr_matrix, items: np.ndarray) -> float:
     """Mean NDCG@10 of users with truth, ranking `items` only, training items excluded."""
     users = np.flatnonzero(np.diff(truth.indptr) > 0)
@@ -145,7 +125,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         models.pop(label)
     result: dict[str, Any] = {"fraction": args.fraction, "twotower": tower}
     for name in args.data.split(","):
-        train, parts = cold_split(dataset(name), args.fraction, args.seed)
+        cold = cold_item_split(dataset(name), args.fraction, args.seed)
+        train, parts = cold.train, cold.parts
         entry: dict[str, Any] = {"cold_items": len(parts["cold"][0])}
         for label, (model_name, params) in models.items():
             t0 = time.perf_counter()

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from tuijian.data.columns import Columns
 from tuijian.data.dataset import Dataset, build_dataset
@@ -251,6 +252,40 @@ def random_split(
     part = _assign_tail(users, shuffle, n_valid, n_test)
     protocol = {"name": "random", "ratios": list(ratios), "seed": seed, "rounding": _ROUNDING}
     return _finish(ds, part, protocol, unseen, with_valid)
+
+
+@dataclass(frozen=True)
+class ColdItems:
+    """The cold-item protocol's parts: `train` without any row of the cold items, and for
+    `cold` and `warm` the candidate items with their (U, I) 0/1 truth."""
+
+    train: Dataset
+    parts: dict[str, tuple[np.ndarray, sp.csr_matrix]]
+
+
+def cold_item_split(data: Dataset, fraction: float = 0.2, seed: int = 0) -> ColdItems:
+    """A seeded `fraction` of items held out of training entirely, on an 8:2 random split:
+    the cold part's truth is every interaction with a cold item (ranked among the cold items
+    only), the warm part's the test interactions with the other items (among those)."""
+    cold = np.random.default_rng(seed).random(data.n_items) < fraction
+    split = random_split(data, (0.8, 0.2), seed=seed)
+    train = split.train.with_interactions(
+        split.train.interactions.filter(~pl.col(C.item_idx).is_in(np.flatnonzero(cold).tolist()))
+    )
+    every = (split.train.matrix + split.test.matrix).tocoo()
+    test = split.test.matrix.tocoo()
+
+    def truth(rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=every.shape)
+
+    on_cold, on_warm = cold[every.col], ~cold[test.col]
+    return ColdItems(
+        train,
+        {
+            "cold": (np.flatnonzero(cold), truth(every.row[on_cold], every.col[on_cold])),
+            "warm": (np.flatnonzero(~cold), truth(test.row[on_warm], test.col[on_warm])),
+        },
+    )
 
 
 def temporal_split(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -12,7 +11,8 @@ import scipy.sparse as sp
 import torch
 
 from tests.models import contract
-from tuijian.data import Columns, Dataset, Split, build_dataset, random_split
+from tuijian.data import Columns, Dataset, Split, build_dataset
+from tuijian.data.split import cold_item_split
 from tuijian.evaluation.evaluate import evaluate
 from tuijian.models.io import load_model
 from tuijian.models.query import Query
@@ -114,31 +114,11 @@ def test_loss_is_the_corrected_softmax() -> None:
     np.testing.assert_allclose(float(loss), np.mean(expected), rtol=1e-4)
 
 
-def cold_item_split(data: Dataset, fraction: float = 0.2) -> tuple[Dataset, dict[str, Any]]:
-    """The shop 8:2 at random with a seeded `fraction` of items held out of training
-    entirely: the warm train part, and the cold / warm items with their binary test truth."""
-    cold = np.random.default_rng(0).random(data.n_items) < fraction
-    split = random_split(data, (0.8, 0.2), seed=0)
-    train = split.train.with_interactions(
-        split.train.interactions.filter(~pl.col(C.item_idx).is_in(np.flatnonzero(cold).tolist()))
-    )
-    every = (split.train.matrix + split.test.matrix).tocoo()
-    test = split.test.matrix.tocoo()
-
-    def truth(rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
-        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=every.shape)
-
-    on_cold, on_warm = cold[every.col], ~cold[test.col]
-    return train, {
-        "cold": (np.flatnonzero(cold), truth(every.row[on_cold], every.col[on_cold])),
-        "warm": (np.flatnonzero(~cold), truth(test.row[on_warm], test.col[on_warm])),
-    }
-
-
 def test_cold_items_are_ranked_by_their_content(shop_data: Dataset) -> None:
     """Cold-item protocol: the hybrid ranks items nobody interacted with far better than the
     id-only two-tower (whose cold items all tie), and loses nothing on warm items."""
-    train, parts = cold_item_split(shop_data)
+    cold = cold_item_split(shop_data)  # 20 % of the items, seed 0
+    train, parts = cold.train, cold.parts
     hybrid = contract.make_model("twotower", epochs=20, batch_size=256).fit(train)
     ids_only = contract.make_model(
         "twotower", epochs=20, batch_size=256, text_dim=0, use_categories=False
