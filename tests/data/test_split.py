@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tuijian.data import Columns, Split
+from tuijian.data import Columns, Split, build_dataset
 from tuijian.data.split import (
+    cold_item_split,
     fixed_split,
     leave_last_out_split,
     make_split,
@@ -21,6 +22,7 @@ from tuijian.data.split import (
     user_holdout_split,
     user_temporal_split,
 )
+from tuijian.data.synthetic import shop_dataset
 from tuijian.errors import ConfigError, DataError
 
 C = Columns
@@ -433,3 +435,18 @@ def test_shared_shop_splits(shop_split: Split, shop_users_split: Split) -> None:
     assert shop_users_split.train.users is shop_split.train.users or (
         shop_users_split.train.users == shop_split.train.users
     )
+
+
+def test_cold_item_split_holds_the_cold_items_out_of_training() -> None:
+    raw = shop_dataset("tiny")
+    data = build_dataset(raw.interactions.select(Columns.user_id, Columns.item_id).unique())
+    split = cold_item_split(data, fraction=0.25, seed=3)
+    cold_items, cold_truth = split.parts["cold"]
+    warm_items, warm_truth = split.parts["warm"]
+    assert 0 < len(cold_items) < data.n_items
+    assert np.intersect1d(cold_items, warm_items).size == 0
+    assert len(cold_items) + len(warm_items) == data.n_items
+    assert split.train.matrix[:, cold_items].nnz == 0  # never trained on
+    # every interaction with a cold item is its truth; warm truth only holds warm items
+    assert cold_truth.nnz == data.matrix[:, cold_items].nnz
+    assert warm_truth[:, cold_items].nnz == 0 and warm_truth.nnz > 0
