@@ -29,9 +29,10 @@ WORKSPACE_BYTES = 128 * 2**20
 
 class ItemWeightsScorer:
     """Mixin of a linear item-item model: a history's scores are its row times the learned
-    (I, I) `item_weights_` (EASE, ADMM-SLIM); a training user is scored from their row."""
+    (I, I) `item_weights_`, dense (EASE, ADMM-SLIM) or sparse (EASE on neighbourhoods); a
+    training user is scored from their row."""
 
-    item_weights_: np.ndarray
+    item_weights_: np.ndarray | sp.csr_matrix
     user_items_: sp.csr_matrix
 
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
@@ -43,7 +44,8 @@ class ItemWeightsScorer:
     ) -> np.ndarray:
         """History rows @ weights, shape (Q, n_items or len(item_idx))."""
         weights = self.item_weights_ if item_idx is None else self.item_weights_[:, item_idx]
-        return np.asarray(history @ weights, dtype=np.float32)
+        scores = history @ weights
+        return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)
 
 
 def available_memory() -> int | None:

@@ -149,7 +149,7 @@ def neighborhood_ease_weights(
 
 
 @register("ease_neighbors")
-class NeighborhoodEASE(Recommender[NeighborhoodEASEConfig]):
+class NeighborhoodEASE(ItemWeightsScorer, Recommender[NeighborhoodEASEConfig]):
     """EASE for catalogues past the dense limit: each item's column of B over its top-N
     co-occurring items only, a sparse items x items matrix of N entries per column.
 
@@ -167,14 +167,3 @@ class NeighborhoodEASE(Recommender[NeighborhoodEASEConfig]):
         self.item_weights_ = neighborhood_ease_weights(
             train.matrix, self.l2_, cfg.n_neighbors, cfg.batch_items
         )
-
-    def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
-        """User rows @ B, shape (len(user_idx), n_items or len(item_idx))."""
-        return self.score_history(self.user_items_[user_idx], item_idx)
-
-    def score_history(
-        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
-    ) -> np.ndarray:
-        """History rows @ B (sparse), shape (Q, n_items or len(item_idx))."""
-        weights = self.item_weights_ if item_idx is None else self.item_weights_[:, item_idx]
-        return np.asarray((history @ weights).toarray(), dtype=np.float32)
