@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import DATA, peak_rss_mb, random_split_of, set_threads
+from benchmarks.two_tower import parse_sets
 from tuijian.data import Split, fixed_split, load
 from tuijian.evaluation import evaluate
 from tuijian.models.registry import get_model
@@ -138,15 +139,20 @@ def test_curve(
 
 
 def run_gowalla(
-    labels: list[str], max_seconds: float, curve_every: int, wall_budget: float | None
+    labels: list[str],
+    max_seconds: float,
+    curve_every: int,
+    wall_budget: float | None,
+    sets: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each labelled run at its paper settings on the published gowalla split (torch models
-    capped at `max_seconds` of training and `wall_budget` of wall time with their test curve,
-    evaluated every `curve_every` epochs)."""
+    """Each labelled run at its paper settings (updated by `sets`) on the published gowalla
+    split (torch models capped at `max_seconds` of training and `wall_budget` of wall time with
+    their test curve, evaluated every `curve_every` epochs)."""
     split = gowalla_split()
     out = []
     for label in labels:
         name, overrides = GOWALLA_RUNS[label]
+        overrides = {**overrides, **(sets or {})}
         model = get_model(name, **overrides)
         row = {"label": label, "model": name, "params": overrides}
         curve, track = test_curve(split, curve_every, wall_budget)
@@ -200,11 +206,15 @@ def main() -> None:
     parser.add_argument(
         "--wall-budget", type=float, default=None, help="gowalla torch runs: stop after S s wall"
     )
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], help="gowalla runs: key=value"
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     set_threads(1)
     if args.part == "gowalla":
-        rows = run_gowalla(args.runs, args.max_seconds, args.curve_every, args.wall_budget)
+        sets = parse_sets(args.sets)
+        rows = run_gowalla(args.runs, args.max_seconds, args.curve_every, args.wall_budget, sets)
     else:
         rows = run_ml(args.part, args.models, args.max_seconds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
