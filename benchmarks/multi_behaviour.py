@@ -10,6 +10,16 @@ same items (the whole training part) and is scored by NDCG@10 and Recall@50.
 - `weighted`: behaviours weighted (view 1, cart 3, buy 5 ...), every pair a target.
 - `multi`: behaviours weighted in the histories, only bought pairs as targets
   (`target_events=("buy",)`), trained `--buy-epochs` epochs (fewer targets an epoch).
+- `typed`: the behaviour-typed user tower (`behaviour_typed=True`: one history pool per
+  event type, concatenated), every pair a target.
+- `typed-gated`: behaviour-typed, one pool: a learned weight per event type scales the
+  items' weights and a learned behaviour vector is added to each item (`behaviour_pooling=
+  "gated"`; it starts as `weighted`), every pair a target.
+- `typed-heads`: behaviour-typed pools and one user head per target event (`predict_event=
+  "buy"`): every pair a target, predicted by the head of its own event; scored by the buy head.
+- `typed-buys`: the behaviour-typed tower with only bought pairs as targets (`--buy-epochs`).
+
+`--variants` runs a subset (comma-separated labels).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python -m benchmarks.multi_behaviour \
         --data synthetic,retailrocket,taobao --out ../tmp/multi.json
@@ -45,6 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--set", dest="sets", action="append", default=[])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--buy-epochs", type=int, default=60)
+    parser.add_argument("--variants", default="")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -68,7 +79,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ),
             "weighted": (train, {}),
             "multi": (train, {"target_events": (BUY,), "epochs": args.buy_epochs}),
+            "typed": (train, {"behaviour_typed": True}),
+            "typed-gated": (train, {"behaviour_typed": True, "behaviour_pooling": "gated"}),
+            "typed-heads": (train, {"behaviour_typed": True, "predict_event": BUY}),
+            "typed-buys": (
+                train,
+                {"behaviour_typed": True, "target_events": (BUY,), "epochs": args.buy_epochs},
+            ),
         }
+        if args.variants:
+            variants = {k: variants[k] for k in args.variants.split(",")}
         entry: dict[str, Any] = {"bought_test_pairs": buys.n_interactions}
         for label, (data, extra) in variants.items():
             t0 = time.perf_counter()

@@ -184,3 +184,32 @@ def pairs_with_events(
     pair_keys = users * n_items + matrix.indices
     pos = np.minimum(np.searchsorted(keys, pair_keys), len(keys) - 1)
     return keys[pos] == pair_keys
+
+
+def pair_events(dataset: Dataset, matrix: sp.csr_matrix) -> tuple[np.ndarray, list[str]]:
+    """(nnz,) int8 event code of each pair of `matrix` (CSR order) and the sorted event names.
+
+    A pair's event is its strongest (the event of its largest-weight row, the first among
+    equals: what `prepare` keeps); a dataset without an event column is one behaviour, `""`.
+    """
+    inter = dataset.interactions
+    if C.event not in inter.columns:
+        return np.zeros(matrix.nnz, dtype=np.int8), [""]
+    frame = inter.select(
+        (pl.col(C.user_idx).cast(pl.Int64) * matrix.shape[1] + pl.col(C.item_idx)).alias("key"),
+        pl.col(C.event).cast(pl.Utf8).fill_null(""),
+        pl.col(C.weight) if C.weight in inter.columns else pl.lit(1.0).alias(C.weight),
+    )
+    names = frame[C.event].unique().sort().to_list()
+    if len(names) > np.iinfo(np.int8).max:
+        raise DataError(f"{dataset.name}: {len(names)} event types, at most 127 are typed")
+    strongest = (
+        frame.group_by("key").agg(pl.col(C.event).get(pl.col(C.weight).arg_max())).sort("key")
+    )
+    keys = strongest["key"].to_numpy()
+    codes = strongest[C.event].replace_strict(
+        names, pl.Series(np.arange(len(names))), return_dtype=pl.Int8
+    )
+    users = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    pos = np.searchsorted(keys, users * matrix.shape[1] + matrix.indices)
+    return codes.to_numpy()[np.minimum(pos, len(keys) - 1)].astype(np.int8), names

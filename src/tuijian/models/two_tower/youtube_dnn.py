@@ -2,6 +2,8 @@
 
     h     = sum_j w_j (H[j] + content(j)) / sum_j w_j   # (Q, D) pooled history, weights w
     u     = MLP([h, F_1[f_1], ..., F_k[f_k]])          # (Q, D) user tower, optional features
+    h_b   = sum_{j in b} w_j (H[j] + content(j)) / sum_{j in b} w_j + B[b]  # behaviour_typed:
+    u     = MLP([h_view, h_cart, ..., h_buy, F...])    # one pool per event type, concatenated
     v_i   = warm_i E[i] + Cat(cats_i) + W text_i       # (I, D) item tower: id + content
     score = <u / |u|, v_i / |v_i|> / temperature       # (normalize=True; else the plain dot)
 
@@ -12,12 +14,18 @@ takes every (user, item) pair of the training matrix once an epoch as a target, 
 user's other items as the history (the target is left out, as Covington's "predict the held-out
 watch"), and a softmax over the batch's targets with logQ correction (each logit minus the log
 of its item's expected count among the sampled columns; Yi et al. 2019), optionally mixed with
-`n_uniform` items drawn uniformly (Yang et al. 2020, mixed negative sampling). A share
+`n_uniform` items drawn uniformly (Yang et al. 2020, mixed negative sampling). With
+`behaviour_typed`, each history item is pooled with the others of its event type (its
+strongest event: view, cart, fav, buy...), so a view and a buy of the same item reach the
+user tower through different inputs, with a learned behaviour vector B[b] marking a non-empty
+pool (multi-behaviour: the behaviours are used jointly, not collapsed into one weight). A share
 `id_dropout` of the sampled items is scored without its id embedding (DropoutNet, Volkovs et
 al. 2017), so the content part alone learns to place an item: what cold items rely on.
 
 Scoring is history-native: a user is their training history pooled, so any history given at
-call time (fresh events, an anonymous session) is scored the same way with no refit. Items
+call time (fresh events, an anonymous session) is scored the same way with no refit; the
+behaviour-typed tower reads the event of each item given with a query (`Query.events`; an item
+without one, or a plain weight history, counts as the most frequent training event). Items
 with no training interaction get no id embedding (`warm_i` = 0): cold items are ranked through
 their categories and text. `item_vectors()` exports the item side for vector search.
 """
@@ -25,9 +33,10 @@ their categories and text. `item_vectors()` exports the item side for vector sea
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
+import polars as pl
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
@@ -35,12 +44,14 @@ from pydantic import Field
 from torch import nn
 
 from tuijian.data.dataset import Dataset
+from tuijian.errors import ConfigError
 from tuijian.models.neural import TorchConfig, TorchRecommender
 from tuijian.models.query import QueryBatch
 from tuijian.models.registry import register
 from tuijian.models.two_tower.features import (
     TextEncoder,
     item_categories,
+    pair_events,
     pairs_with_events,
     text_features,
     text_tokens,
@@ -52,6 +63,9 @@ from tuijian.nn.mlp import MLP
 
 # Score blocks of user vectors are built this many queries at a time.
 USER_CHUNK = 4096
+# How a behaviour-typed history is pooled: one pool per event type, concatenated; or one pool
+# with a learned weight per event type and a learned behaviour vector added to each item.
+BehaviourPooling = Literal["concat", "gated"]
 
 
 class TwoTowerConfig(TorchConfig):
@@ -72,6 +86,14 @@ class TwoTowerConfig(TorchConfig):
     input dropout), against the memorisation of co-occurrences. `target_events` (e.g.
     `("buy",)`) trains only the pairs holding such an event as targets while histories keep
     every behaviour with its weight: multi-behaviour learning of buys from views and carts.
+    `behaviour_typed` pools the history separately per event type (see the module docstring)
+    and concatenates the pools into the user tower (a linear layer to `dim` at least, started
+    as the sum of the pools); `behaviour_pooling="gated"` keeps one pool, with a learned
+    weight per event type and a learned behaviour vector added to its items.
+    `predict_event` (e.g. `"buy"`, with `behaviour_typed`) gives the user tower's last layer
+    one head per event type: each training pair is predicted by the head of its own event
+    (behaviour as the label, every pair still a target) and queries are scored by the head of
+    `predict_event`, so views and carts train the shared towers while the buy head ranks.
     """
 
     dim: int = Field(64, ge=1)
@@ -91,6 +113,9 @@ class TwoTowerConfig(TorchConfig):
     id_dropout: float = Field(0.1, ge=0, le=1)  # share of sampled items scored by content only
     history_dropout: float = Field(0.0, ge=0, lt=1)  # share of history items hidden in training
     target_events: tuple[str, ...] | None = None  # train to predict only pairs with these events
+    behaviour_typed: bool = False  # the history's event types reach the user tower
+    behaviour_pooling: BehaviourPooling = "concat"  # how (with behaviour_typed)
+    predict_event: str | None = None  # one user head per target event; score with this one's
     batch_size: int = Field(1024, ge=2)
     epochs: int = Field(30, ge=1)
     lr: float = Field(3e-3, gt=0)
@@ -102,10 +127,22 @@ class Examples(NamedTuple):
     hist_items: torch.Tensor  # (N,) item indices of all histories, concatenated
     hist_owner: torch.Tensor  # (N,) row of the batch each history item belongs to
     hist_weight: torch.Tensor  # (N,) float32 interaction weights
+    hist_event: torch.Tensor  # (N,) int64 event code of each history item (0 when untyped)
     user_codes: torch.Tensor  # (B, F) user feature codes
     targets: torch.Tensor  # (B,) positive item of each row
     uniform: torch.Tensor  # (M,) uniformly drawn negatives
     id_keep: torch.Tensor  # (B + M,) 1.0, or 0.0 where the item's id embedding is dropped
+    head: torch.Tensor  # (B,) int64 user head of each row: its target's event (0: one head)
+
+
+class TypedHistory(NamedTuple):
+    """Ragged histories with an event code per item: query q owns `items[indptr[q]:...]`;
+    an item may appear once per event type."""
+
+    indptr: np.ndarray  # (Q + 1,) int64
+    items: np.ndarray  # (N,) item indices
+    weights: np.ndarray  # (N,) float32
+    events: np.ndarray  # (N,) int64 event codes (indices into `event_names_`)
 
 
 class TwoTowerNet(nn.Module):
@@ -124,8 +161,20 @@ class TwoTowerNet(nn.Module):
         feature_sizes: np.ndarray,
         user_layers: tuple[int, ...],
         dropout: float,
+        n_behaviours: int = 0,
+        pooling: BehaviourPooling = "concat",
+        n_heads: int = 1,
     ) -> None:
         super().__init__()
+        self.n_behaviours = n_behaviours  # 0: one pool of every behaviour (untyped)
+        self.gated = bool(n_behaviours) and pooling == "gated"
+        self.behaviour_emb: nn.Embedding | None = None
+        if n_behaviours:
+            self.behaviour_emb = nn.Embedding(n_behaviours, dim)
+            nn.init.normal_(self.behaviour_emb.weight, std=0.1)
+        self.behaviour_gate: nn.Parameter | None = None
+        if self.gated:  # softplus(gate[b]) scales the weights of type b's items, 1 at the start
+            self.behaviour_gate = nn.Parameter(torch.full((n_behaviours,), np.log(np.e - 1)))
         self.item_emb = nn.Embedding(n_items, dim)  # the item tower's id part (output side)
         self.hist_emb = nn.Embedding(n_items, dim)  # history input embedding (Covington)
         nn.init.normal_(self.item_emb.weight, std=0.1)
@@ -160,11 +209,19 @@ class TwoTowerNet(nn.Module):
         if len(feature_sizes):
             self.user_feat = nn.Embedding(int(feature_sizes.sum()), dim)
             nn.init.normal_(self.user_feat.weight, std=0.1)
-        width = dim * (1 + len(feature_sizes))
+        n_pools = 1 if self.gated else max(n_behaviours, 1)
+        width = dim * (n_pools + len(feature_sizes))
         self.tower: nn.Module = nn.Identity()
-        if user_layers or len(feature_sizes):
+        self.n_heads = n_heads
+        if user_layers or len(feature_sizes) or n_pools > 1 or n_heads > 1:
             hidden = MLP((width, *user_layers), dropout) if user_layers else nn.Identity()
-            self.tower = nn.Sequential(hidden, nn.Linear((width, *user_layers)[-1], dim))
+            last = nn.Linear((width, *user_layers)[-1], dim * n_heads)
+            if (n_pools > 1 or n_heads > 1) and not user_layers:  # start: sum of the pools
+                with torch.no_grad():
+                    eye = torch.eye(dim).repeat(n_heads, n_pools)  # (heads * D, pools * D)
+                    last.weight[:, : n_pools * dim] = eye
+                    last.bias.zero_()
+            self.tower = nn.Sequential(hidden, last)
 
     def content(self, items: torch.Tensor) -> torch.Tensor | None:
         """(n, D) category + text part of the item tower, or None without content."""
@@ -206,26 +263,68 @@ class TwoTowerNet(nn.Module):
         hist_owner: torch.Tensor,
         hist_weight: torch.Tensor,
         user_codes: torch.Tensor,
+        hist_event: torch.Tensor | None = None,
+        head: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(Q, D) user tower output from ragged weighted histories and (Q, F) feature codes."""
+        """(Q, D) user tower output from ragged weighted histories (with their (N,) event
+        codes when behaviour-typed), (Q, F) feature codes and, with heads, (Q,) head codes."""
         n = len(user_codes)
+        pooled = self.pools(hist_items, hist_owner, hist_weight, n, hist_event)
+        if self.user_feat is not None:
+            feats = self.user_feat(user_codes + self.feature_offsets)  # (Q, F, D)
+            pooled = torch.cat([pooled, feats.flatten(1)], dim=1)
+        out = self.tower(pooled)
+        if self.n_heads == 1:
+            return out
+        assert head is not None
+        return out.reshape(n, self.n_heads, -1)[torch.arange(n, device=out.device), head]
+
+    def pools(
+        self,
+        hist_items: torch.Tensor,
+        hist_owner: torch.Tensor,
+        hist_weight: torch.Tensor,
+        n: int,
+        hist_event: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(Q, D) weighted mean of each history, or (Q, K * D) with K behaviour-typed pools
+        (each its type's weighted mean plus B[type], zero where the user has none); gated:
+        (Q, D), the mean of item + B[type] weighted by weight * softplus(gate[type])."""
         vec = self.hist_emb(hist_items) * self.warm[hist_items]  # (N, D); cold: content only
         extra = self.content(hist_items)
         if extra is not None:
             vec = vec + extra
-        pooled = torch.zeros((n, vec.shape[1]), dtype=vec.dtype, device=vec.device)
-        pooled.index_add_(0, hist_owner, vec * hist_weight[:, None])
-        total = torch.zeros(n, dtype=vec.dtype, device=vec.device)
-        total.index_add_(0, hist_owner, hist_weight)
-        pooled = pooled / total.clamp_min(1e-9)[:, None]  # (Q, D); an empty history is zero
-        if self.user_feat is not None:
-            feats = self.user_feat(user_codes + self.feature_offsets)  # (Q, F, D)
-            pooled = torch.cat([pooled, feats.flatten(1)], dim=1)
-        return self.tower(pooled)
+        if self.behaviour_gate is not None:
+            assert hist_event is not None and self.behaviour_emb is not None
+            vec = vec + self.behaviour_emb(hist_event)
+            hist_weight = hist_weight * F.softplus(self.behaviour_gate)[hist_event]
+        pooled_by_type = self.n_behaviours > 0 and not self.gated
+        k = self.n_behaviours if pooled_by_type else 1
+        slot = hist_owner
+        if pooled_by_type:
+            assert hist_event is not None
+            slot = hist_owner * k + hist_event  # row-major (Q, K) pools
+        pooled = torch.zeros((n * k, vec.shape[1]), dtype=vec.dtype, device=vec.device)
+        pooled.index_add_(0, slot, vec * hist_weight[:, None])
+        total = torch.zeros(n * k, dtype=vec.dtype, device=vec.device)
+        total.index_add_(0, slot, hist_weight)
+        pooled = pooled / total.clamp_min(1e-9)[:, None]  # an empty pool is zero
+        if pooled_by_type:
+            assert self.behaviour_emb is not None
+            present = (total > 0).to(vec.dtype)[:, None]
+            pooled = pooled + present * self.behaviour_emb.weight.repeat(n, 1)
+        return pooled.reshape(n, k * vec.shape[1])
 
     def forward(self, batch: Examples) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, D) user vectors and (B + M, D) vectors of the targets then the uniform items."""
-        users = self.users(batch.hist_items, batch.hist_owner, batch.hist_weight, batch.user_codes)
+        users = self.users(
+            batch.hist_items,
+            batch.hist_owner,
+            batch.hist_weight,
+            batch.user_codes,
+            batch.hist_event,
+            batch.head,
+        )
         return users, self.items(torch.cat([batch.targets, batch.uniform]), batch.id_keep)
 
 
@@ -261,6 +360,9 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
         "warm_",
         "user_codes_",
         "feature_sizes_",
+        "user_events_",
+        "event_names_",
+        "default_event_",
     )
     test_config: ClassVar[dict[str, Any]] = {
         "dim": 16,
@@ -269,6 +371,15 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
         "batch_size": 64,
         "text_dim": 8,
     }
+
+    @classmethod
+    def older_state(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Folders from before behaviour typing: an untyped history, no event codes."""
+        return {
+            "user_events_": np.zeros(0, np.int8),
+            "event_names_": np.zeros(0, "<U1"),
+            "default_event_": 0,
+        }
 
     # ---- data --------------------------------------------------------------------------
     def prepare_data(self, train: Dataset) -> None:
@@ -299,6 +410,17 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
             self.feature_sizes_ = np.zeros(0, np.int64)
         matrix = self.user_items_
         self.warm_ = (np.diff(matrix.tocsc().indptr) > 0).astype(np.float32)
+        self.user_events_, names = np.zeros(0, np.int8), [""]
+        if cfg.behaviour_typed:
+            self.user_events_, names = pair_events(train, matrix)
+        self.event_names_ = np.array(names if cfg.behaviour_typed else [], dtype=str)
+        if cfg.predict_event is not None and cfg.predict_event not in self.event_names_:
+            raise ConfigError(
+                f"predict_event={cfg.predict_event!r} needs behaviour_typed and training pairs"
+                f" of that event (events: {self.event_names_.tolist()})"
+            )
+        counts = np.bincount(self.user_events_, minlength=len(names))
+        self.default_event_ = int(counts.argmax())  # what an item given without an event is
         self.pair_user = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
         self.targets = np.arange(matrix.nnz)  # CSR positions of the pairs trained as targets
         if cfg.target_events is not None:
@@ -322,6 +444,9 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
             self.feature_sizes_,
             cfg.user_layers,
             cfg.dropout,
+            len(self.event_names_),
+            cfg.behaviour_pooling,
+            len(self.event_names_) if cfg.predict_event is not None else 1,
         )
 
     def batches(self, train: Dataset, rng: np.random.Generator) -> Iterator[Examples]:
@@ -360,7 +485,15 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
                 indices[pairs],
                 uniform,
                 keep,
+                self._events_at(pos),
+                self._events_at(pairs) if cfg.predict_event is not None else pairs * 0,
             )
+
+    def _events_at(self, pos: np.ndarray) -> np.ndarray:
+        """Event codes of the training pairs at CSR positions `pos` (zeros when untyped)."""
+        if len(self.event_names_) == 0:
+            return np.zeros(len(pos), np.int64)
+        return self.user_events_[pos]
 
     def _examples(
         self,
@@ -371,6 +504,8 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
         targets: np.ndarray,
         uniform: np.ndarray,
         keep: np.ndarray,
+        events: np.ndarray,
+        head: np.ndarray,
     ) -> Examples:
         """Numpy parts of a batch as tensors on the model's device."""
 
@@ -381,10 +516,12 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
             as_tensor(items, np.int64),
             as_tensor(owner, np.int64),
             as_tensor(weight, np.float32),
+            as_tensor(events, np.int64),
             as_tensor(codes, np.int64),
             as_tensor(targets, np.int64),
             as_tensor(uniform, np.int64),
             as_tensor(keep, np.float32),
+            as_tensor(head, np.int64),
         )
 
     def n_batch_samples(self, batch: Examples) -> int:
@@ -432,17 +569,70 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
         self, history: sp.csr_matrix, user_idx: np.ndarray | None = None
     ) -> np.ndarray:
         """(Q, dim) float32 user tower output of (Q, n_items) weight histories; `user_idx`
-        (-1 = anonymous) supplies the user features of known users."""
-        return self._user_matrix(history, user_idx).cpu().numpy()
+        (-1 = anonymous) supplies the user features of known users (a behaviour-typed tower
+        counts every item as the default event)."""
+        return self._user_matrix(self._untyped(history), user_idx).cpu().numpy()
 
     def query_vectors(self, queries: QueryBatch) -> np.ndarray:
         """(Q, dim) user tower output of each query's history, with its user's features when
         known (what `score_queries` multiplies with the item vectors)."""
-        return self.user_vectors(queries.history, queries.user_idx)
+        return self._user_matrix(self._query_history(queries), queries.user_idx).cpu().numpy()
 
-    def _user_matrix(self, history: sp.csr_matrix, user_idx: np.ndarray | None) -> torch.Tensor:
+    def _untyped(self, history: sp.csr_matrix) -> TypedHistory:
+        """A weight history with every item as the default event."""
         hist = sp.csr_matrix(history, dtype=np.float32)
-        n = hist.shape[0]
+        events = np.full(hist.nnz, self.default_event_, np.int64)
+        return TypedHistory(hist.indptr.astype(np.int64), hist.indices, hist.data, events)
+
+    def _training_history(self, user_idx: np.ndarray) -> TypedHistory:
+        """Known users' training rows, each item with its training event."""
+        matrix = self.user_items_
+        pos, owner = ragged_rows(matrix.indptr, np.asarray(user_idx, np.int64))
+        indptr = np.zeros(len(user_idx) + 1, np.int64)
+        np.cumsum(np.bincount(owner, minlength=len(user_idx)), out=indptr[1:])
+        return TypedHistory(indptr, matrix.indices[pos], matrix.data[pos], self._events_at(pos))
+
+    def _query_history(self, queries: QueryBatch) -> TypedHistory:
+        """Each query's history with events: the known user's typed training row (when the
+        query starts from it) and the given items with their `Query.events` (an item without
+        one, or an event unseen in training, is the default event). An untyped model, or a
+        batch not built from queries (`from_history`), reads the weight history as is."""
+        if len(self.event_names_) == 0 or queries.training is None:
+            return self._untyped(queries.history)
+        n = len(queries)
+        train_rows = np.flatnonzero(queries.training)
+        base = self._training_history(queries.user_idx[train_rows])
+        given = queries.given
+        codes = np.full(len(given.items), self.default_event_, np.int64)
+        if given.events is not None:
+            names = self.event_names_.tolist()
+            codes = (
+                pl.Series(given.events.tolist(), dtype=pl.Utf8)
+                .replace_strict(names, list(range(len(names))), default=self.default_event_)
+                .to_numpy()
+                .astype(np.int64)
+            )
+        owner = np.concatenate(
+            [
+                np.repeat(train_rows, np.diff(base.indptr)),
+                np.repeat(np.arange(n), np.diff(given.indptr)),
+            ]
+        )
+        order = np.argsort(owner, kind="stable")
+        indptr = np.zeros(n + 1, np.int64)
+        np.cumsum(np.bincount(owner, minlength=n), out=indptr[1:])
+        return TypedHistory(
+            indptr,
+            np.concatenate([base.items, given.items])[order],
+            np.concatenate([base.weights, given.weights.astype(np.float32)])[order],
+            np.concatenate([base.events, codes])[order],
+        )
+
+    def _user_matrix(self, history: TypedHistory, user_idx: np.ndarray | None) -> torch.Tensor:
+        n = len(history.indptr) - 1
+        head = 0  # the user head that scores: `predict_event`'s
+        if self.config.predict_event is not None:
+            head = self.event_names_.tolist().index(self.config.predict_event)
         codes = np.zeros((n, self.user_codes_.shape[1]), dtype=np.int64)
         if user_idx is not None and codes.shape[1]:
             known = np.asarray(user_idx) >= 0
@@ -451,24 +641,31 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
         with torch.no_grad():
             for lo in range(0, max(n, 1), USER_CHUNK):
                 rows = np.arange(lo, min(lo + USER_CHUNK, n))
-                pos, owner = ragged_rows(hist.indptr, rows)
+                pos, owner = ragged_rows(history.indptr, rows)
                 batch = self._examples(
-                    hist.indices[pos],
+                    history.items[pos],
                     owner,
-                    hist.data[pos],
+                    history.weights[pos],
                     codes[rows],
                     rows[:0],
                     rows[:0],
                     rows[:0],
+                    history.events[pos],
+                    np.full(len(rows), head),
                 )
                 vec = self.module_.users(
-                    batch.hist_items, batch.hist_owner, batch.hist_weight, batch.user_codes
+                    batch.hist_items,
+                    batch.hist_owner,
+                    batch.hist_weight,
+                    batch.user_codes,
+                    batch.hist_event,
+                    batch.head,
                 ).float()
                 out.append(F.normalize(vec, dim=-1) if self.config.normalize else vec)
         return torch.cat(out)[:n]
 
     def _scores(
-        self, history: sp.csr_matrix, user_idx: np.ndarray | None, item_idx: np.ndarray | None
+        self, history: TypedHistory, user_idx: np.ndarray | None, item_idx: np.ndarray | None
     ) -> torch.Tensor:
         users = self._user_matrix(history, user_idx)
         items = self._item_matrix()
@@ -479,20 +676,22 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
     def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> torch.Tensor:
         """Scores of known users from their pooled training histories and features."""
         users = np.asarray(user_idx, dtype=np.int64)
-        return self._scores(self.user_items_[users], users, item_idx)
+        return self._scores(self._training_history(users), users, item_idx)
 
     def score_history(
         self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
     ) -> torch.Tensor:
-        """Scores of histories given at call time (anonymous: unknown user features)."""
-        return self._scores(history, None, item_idx)
+        """Scores of weight histories given at call time (anonymous: unknown user features;
+        behaviour-typed: every item the default event)."""
+        return self._scores(self._untyped(history), None, item_idx)
 
     def score_queries(
         self, queries: QueryBatch, item_idx: np.ndarray | None = None
     ) -> torch.Tensor:
-        """Every query from its history, with the features of its user when known; empty
-        histories of anonymous queries get the popularity fallback."""
-        out = self._scores(queries.history, queries.user_idx, item_idx)
+        """Every query from its history (behaviour-typed: with the events of its items),
+        with the features of its user when known; empty histories get the popularity
+        fallback."""
+        out = self._scores(self._query_history(queries), queries.user_idx, item_idx)
         empty = queries.empty
         if empty.any():
             pop = self.item_popularity_ if item_idx is None else self.item_popularity_[item_idx]
