@@ -37,8 +37,10 @@ from tuijian.models.vectors import FactorVectors, as_array
 from tuijian.nn.losses import l2_penalty
 from tuijian.nn.sampling import NegativeSampler, positive_pairs
 
-# users, positives, negatives, keep (shared negatives), mean-history rows (aggregation)
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]
+# a batch's histories for the mean pooling: row of each entry, its item, 1 / row length
+Bags = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+# users, positives, negatives, keep (shared negatives), histories (aggregation)
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, Bags | None]
 
 
 class SimpleXConfig(TorchConfig):
@@ -51,7 +53,7 @@ class SimpleXConfig(TorchConfig):
     """
 
     embedding_size: int = Field(64, ge=1)
-    n_negatives: int = Field(100, ge=1)
+    n_negatives: int = Field(1000, ge=1)
     negatives: Literal["shared", "per_positive"] = "shared"
     margin: float = Field(0.5, ge=-1, le=1)
     negative_weight: float = Field(10.0, ge=0)
@@ -73,16 +75,43 @@ class SimpleXModule(MatrixFactorization):
         self.mix = nn.Linear(size, size, bias=False) if g < 1 else None
         self.dropout = nn.Dropout(dropout)
 
-    def users(self, ids: torch.Tensor, pooled: torch.Tensor | None) -> torch.Tensor:
-        """(B, D) g e_u + (1 - g) V pooled, or e_u alone; `pooled` (B, D) mean history items."""
-        u = self.user_emb.weight.index_select(0, ids)
-        if self.mix is None or pooled is None:
-            return u
-        return self.g * u + (1 - self.g) * self.mix(self.dropout(pooled))
+    def forward(  # type: ignore[override]
+        self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, bags: Bags | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Users (B, D) with their pooled history when g < 1, positives (B, D), negatives.
+
+        One `index_select` for every item row the batch needs (positives, negatives, history):
+        each select's backward fills a dense items x D gradient, the costliest step on CPU.
+        """
+        items = [pos, neg.reshape(-1)] if bags is None else [pos, neg.reshape(-1), bags[1]]
+        rows = self.item_emb.weight.index_select(0, torch.cat(items))
+        parts = rows.split([len(ids) for ids in items])
+        u = self.user_emb.weight.index_select(0, users)
+        p, n = parts[0], parts[1].view(*neg.shape, -1)
+        if self.mix is None or bags is None:
+            return u, p, n
+        owner, _, inverse_counts = bags
+        pooled = torch.zeros_like(u).index_add_(0, owner, parts[2]) * inverse_counts
+        return self.g * u + (1 - self.g) * self.mix(self.dropout(pooled)), p, n
+
+
+def history_bags(history: sp.csr_matrix, device: torch.device | str = "cpu") -> Bags:
+    """(row of each entry (nnz,), its item (nnz,), 1 / row length (Q, 1)) of a binarized
+    history: the mean pooling of the training batches, by gather and `index_add_`."""
+    binary = binary_history(history)
+    counts = np.diff(binary.indptr)
+    owner = np.repeat(np.arange(len(counts)), counts)
+    inverse = (1.0 / np.maximum(counts, 1)).astype(np.float32)[:, None]
+    return (
+        torch.from_numpy(owner).to(device),
+        torch.from_numpy(binary.indices.astype(np.int64)).to(device),
+        torch.from_numpy(inverse).to(device),
+    )
 
 
 def mean_rows(history: sp.csr_matrix, device: torch.device | str = "cpu") -> torch.Tensor:
-    """(Q, n_items) torch CSR whose row q averages query q's history items (binarized)."""
+    """(Q, n_items) torch CSR whose row q averages query q's history items (binarized): the
+    pooling of whole tables without autograd, one sparse product."""
     binary = binary_history(history)
     counts = np.maximum(np.diff(binary.indptr), 1)
     binary.data /= np.repeat(counts, np.diff(binary.indptr)).astype(np.float32)
@@ -142,11 +171,11 @@ class SimpleX(FactorVectors, TorchRecommender[SimpleXConfig]):
             cfg.history_dropout,
         )
 
-    def _pooled_rows(self, users: np.ndarray) -> torch.Tensor | None:
-        """Mean-history rows of `users` (training items) when the model aggregates, else None."""
+    def _bags(self, users: np.ndarray) -> Bags | None:
+        """The training histories of `users` when the model aggregates, else None."""
         if self.config.history_weight >= 1:
             return None
-        return mean_rows(self.seen_[users], self.device)
+        return history_bags(self.seen_[users], self.device)
 
     def prepare_data(self, train: Dataset) -> None:
         """The exact sampler of each user's negatives."""
@@ -179,7 +208,7 @@ class SimpleX(FactorVectors, TorchRecommender[SimpleXConfig]):
                     torch.from_numpy(all_items[lo : lo + cfg.batch_size]).to(self.device),
                     torch.from_numpy(negatives.astype(np.int64)).to(self.device),
                     torch.from_numpy(keep).to(self.device),
-                    self._pooled_rows(users),
+                    self._bags(users),
                 )
             return
         per_draw = max(cfg.batch_size, PAIRS_PER_DRAW // (cfg.n_negatives * cfg.batch_size))
@@ -192,15 +221,13 @@ class SimpleX(FactorVectors, TorchRecommender[SimpleXConfig]):
             n = torch.from_numpy(negatives).to(self.device)
             for lo in range(0, len(users), cfg.batch_size):
                 hi = lo + cfg.batch_size
-                yield u[lo:hi], p[lo:hi], n[lo:hi], None, self._pooled_rows(users[lo:hi])
+                yield u[lo:hi], p[lo:hi], n[lo:hi], None, self._bags(users[lo:hi])
 
     def compute_loss(self, batch: Batch) -> torch.Tensor:
         """The cosine contrastive loss plus L2 on the embeddings the batch touched."""
         users, pos, neg, keep, history = batch
         cfg = self.config
-        _, p, n = self.module_(users, pos, neg)
-        pooled = None if history is None else torch.sparse.mm(history, self.module_.item_emb.weight)
-        u = self.module_.users(users, pooled)
+        u, p, n = self.module_(users, pos, neg, history)
         loss = cosine_contrastive_loss(u, p, n, cfg.margin, cfg.negative_weight, keep)
         if cfg.reg:
             loss = loss + cfg.reg * l2_penalty(u, p, n) / len(users)
