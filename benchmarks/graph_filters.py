@@ -10,8 +10,8 @@ Every fit runs on one thread (torch and BLAS); fit wall and CPU seconds (this pr
 system time, so a busy machine does not inflate it) are reported separately from evaluation.
 
     .venv/bin/python benchmarks/graph_filters.py --part gowalla --runs gfcf --out /tmp/tj/gf.json
-    .venv/bin/python benchmarks/graph_filters.py --part gowalla --runs simplex --max-seconds 1380 \
-        --curve-every 3 --wall-budget 1380 --out /tmp/tj/simplex.json
+    .venv/bin/python benchmarks/graph_filters.py --part gowalla --runs simplex-aggregation \
+        --max-seconds 1500 --curve-every 4 --out /tmp/tj/simplex.json
     .venv/bin/python benchmarks/graph_filters.py --part ml-1m --models gfcf ease --out /tmp/m.json
 """
 
@@ -54,7 +54,8 @@ GOWALLA_RUNS: dict[str, tuple[str, dict[str, Any]]] = {
         "simplex",
         {
             "lr": 1e-3,
-            "epochs": 60,
+            "lr_schedule": "cosine",
+            "epochs": 40,
             "margin": 0.9,
             "negative_weight": 150.0,
             "batch_size": 512,
