@@ -3,7 +3,8 @@ user's interactions with them are the truth, ranked among the cold items only. W
 the test interactions with the other items, ranked among the warm items. NDCG@10 of the
 hybrid two-tower (text by TF-IDF; `--text-encoders` adds `minilm`, the packaged MiniLM
 sentence encoder, and `words`, one embedding per word as well), the two-tower without content
-(ids only) and the TF-IDF `content` model.
+(ids only) and the TF-IDF `content` model; `--blend-weights` adds `blend`s of the TF-IDF
+hybrid and `content` (one fit, each two-tower weight evaluated).
 
 Data: the synthetic shop ("small", titles, descriptions, categories; 8:2 at random), ml-100k
 (titles and genres; 8:2 at random per user) and Book-Crossing (`bookcrossing`: the implicit
@@ -108,6 +109,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="hybrids to run: tfidf, minilm (the text extra), words (tfidf + word embeddings)",
     )
     parser.add_argument("--skip", default="", help="model labels not to run, e.g. twotower-ids")
+    parser.add_argument(
+        "--blend-weights",
+        default="",
+        help="two-tower weights w of a `blend` of the TF-IDF hybrid (w) and `content` (1 - w), "
+        "e.g. 0.25,0.5,0.75: one fit, every weight evaluated",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     set_threads(args.threads)
@@ -137,6 +144,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             }
             entry[label]["fit_s"] = round(time.perf_counter() - t0, 1)
             print(name, label, entry[label], flush=True)
+        weights = [float(w) for w in filter(None, args.blend_weights.split(","))]
+        if weights:
+            t0 = time.perf_counter()
+            blend = get_model("blend", models=("twotower", "content"), params=(tower, {}))
+            blend.fit(train, trainer=Trainer(progress=False))
+            fit_s = round(time.perf_counter() - t0, 1)
+            for w in weights:
+                label = f"blend-{w:g}"
+                model = blend.reweighted((w, 1.0 - w))
+                entry[label] = {
+                    part: round(ndcg(model, train, truth, items), 4)
+                    for part, (items, truth) in parts.items()
+                }
+                entry[label]["fit_s"] = fit_s
+                print(name, label, entry[label], flush=True)
         result[name] = entry
         args.out.write_text(json.dumps(result, indent=2))
     return result
