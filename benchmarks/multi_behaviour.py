@@ -12,6 +12,8 @@ same items (the whole training part) and is scored by NDCG@10 and Recall@50.
   (`target_events=("buy",)`), trained `--buy-epochs` epochs (fewer targets an epoch).
 - `typed`: the behaviour-typed user tower (`behaviour_typed=True`: one history pool per
   event type, concatenated), every pair a target.
+- `typed-sum`: behaviour-typed pools summed, each times a learned weight (`behaviour_pooling=
+  "sum"`), every pair a target.
 - `typed-gated`: behaviour-typed, one pool: a learned weight per event type scales the
   items' weights and a learned behaviour vector is added to each item (`behaviour_pooling=
   "gated"`; it starts as `weighted`), every pair a target.
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "weighted": (train, {}),
             "multi": (train, {"target_events": (BUY,), "epochs": args.buy_epochs}),
             "typed": (train, {"behaviour_typed": True}),
+            "typed-sum": (train, {"behaviour_typed": True, "behaviour_pooling": "sum"}),
             "typed-gated": (train, {"behaviour_typed": True, "behaviour_pooling": "gated"}),
             "typed-heads": (train, {"behaviour_typed": True, "predict_event": BUY}),
             "typed-buys": (

@@ -261,3 +261,24 @@ def test_predict_event_heads(shop_split: Split) -> None:
     )
     with pytest.raises(ConfigError, match="predict_event"):
         contract.make_model("twotower", predict_event="buy", epochs=1).fit(shop_split.train)
+
+
+def test_summed_pools_keep_the_item_space(shop_split: Split) -> None:
+    """`behaviour_pooling="sum"`: each type's weighted mean times softplus(gate[type]),
+    summed, with no projection; a user tower without features is that sum."""
+    model = contract.make_model(
+        "twotower", behaviour_typed=True, behaviour_pooling="sum", epochs=2
+    ).fit(shop_split.train)
+    assert isinstance(model, TwoTower)
+    net = model.module_
+    assert net.behaviour_gate is not None and net.behaviour_emb is None
+    assert isinstance(net.tower, torch.nn.Identity)
+    gate = torch.nn.functional.softplus(net.behaviour_gate).detach()
+    items, events = torch.tensor([2, 5, 9]), torch.tensor([0, 2, 2])
+    weights = torch.tensor([5.0, 1.0, 3.0])
+    with torch.no_grad():
+        pooled = net.pools(items, torch.zeros(3, dtype=torch.long), weights, 1, events)
+        vec = net.hist_emb(items) * net.warm[items] + net.content(items)
+        views = (weights[1:, None] * vec[1:]).sum(0) / weights[1:].sum()
+        expected = gate[0] * vec[0] + gate[2] * views
+    np.testing.assert_allclose(pooled[0].numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)

@@ -63,9 +63,10 @@ from tuijian.nn.mlp import MLP
 
 # Score blocks of user vectors are built this many queries at a time.
 USER_CHUNK = 4096
-# How a behaviour-typed history is pooled: one pool per event type, concatenated; or one pool
-# with a learned weight per event type and a learned behaviour vector added to each item.
-BehaviourPooling = Literal["concat", "gated"]
+# How a behaviour-typed history is pooled: one pool per event type, concatenated; one pool per
+# event type, summed with a learned weight each; or one pool with a learned weight per event
+# type and a learned behaviour vector added to each item.
+BehaviourPooling = Literal["concat", "sum", "gated"]
 
 
 class TwoTowerConfig(TorchConfig):
@@ -88,8 +89,10 @@ class TwoTowerConfig(TorchConfig):
     every behaviour with its weight: multi-behaviour learning of buys from views and carts.
     `behaviour_typed` pools the history separately per event type (see the module docstring)
     and concatenates the pools into the user tower (a linear layer to `dim` at least, started
-    as the sum of the pools); `behaviour_pooling="gated"` keeps one pool, with a learned
-    weight per event type and a learned behaviour vector added to its items.
+    as the sum of the pools); `behaviour_pooling="sum"` sums the pools, each times a learned
+    weight (no projection: the pooled history stays in the item embeddings' space);
+    `"gated"` keeps one pool, with a learned weight per event type and a learned behaviour
+    vector added to its items.
     `predict_event` (e.g. `"buy"`, with `behaviour_typed`) gives the user tower's last layer
     one head per event type: each training pair is predicted by the head of its own event
     (behaviour as the label, every pair still a target) and queries are scored by the head of
@@ -168,12 +171,13 @@ class TwoTowerNet(nn.Module):
         super().__init__()
         self.n_behaviours = n_behaviours  # 0: one pool of every behaviour (untyped)
         self.gated = bool(n_behaviours) and pooling == "gated"
+        self.summed = bool(n_behaviours) and pooling == "sum"
         self.behaviour_emb: nn.Embedding | None = None
-        if n_behaviours:
+        if n_behaviours and not self.summed:
             self.behaviour_emb = nn.Embedding(n_behaviours, dim)
             nn.init.normal_(self.behaviour_emb.weight, std=0.1)
         self.behaviour_gate: nn.Parameter | None = None
-        if self.gated:  # softplus(gate[b]) scales the weights of type b's items, 1 at the start
+        if self.gated or self.summed:  # softplus(gate[b]): type b's weight, 1 at the start
             self.behaviour_gate = nn.Parameter(torch.full((n_behaviours,), np.log(np.e - 1)))
         self.item_emb = nn.Embedding(n_items, dim)  # the item tower's id part (output side)
         self.hist_emb = nn.Embedding(n_items, dim)  # history input embedding (Covington)
@@ -209,7 +213,7 @@ class TwoTowerNet(nn.Module):
         if len(feature_sizes):
             self.user_feat = nn.Embedding(int(feature_sizes.sum()), dim)
             nn.init.normal_(self.user_feat.weight, std=0.1)
-        n_pools = 1 if self.gated else max(n_behaviours, 1)
+        n_pools = 1 if self.gated or self.summed else max(n_behaviours, 1)
         width = dim * (n_pools + len(feature_sizes))
         self.tower: nn.Module = nn.Identity()
         self.n_heads = n_heads
@@ -288,14 +292,16 @@ class TwoTowerNet(nn.Module):
         hist_event: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(Q, D) weighted mean of each history, or (Q, K * D) with K behaviour-typed pools
-        (each its type's weighted mean plus B[type], zero where the user has none); gated:
-        (Q, D), the mean of item + B[type] weighted by weight * softplus(gate[type])."""
+        (each its type's weighted mean plus B[type], zero where the user has none); sum:
+        (Q, D), those means (without B) times softplus(gate[type]), summed; gated: (Q, D), the
+        mean of item + B[type] weighted by weight * softplus(gate[type])."""
         vec = self.hist_emb(hist_items) * self.warm[hist_items]  # (N, D); cold: content only
         extra = self.content(hist_items)
         if extra is not None:
             vec = vec + extra
-        if self.behaviour_gate is not None:
+        if self.gated:
             assert hist_event is not None and self.behaviour_emb is not None
+            assert self.behaviour_gate is not None
             vec = vec + self.behaviour_emb(hist_event)
             hist_weight = hist_weight * F.softplus(self.behaviour_gate)[hist_event]
         pooled_by_type = self.n_behaviours > 0 and not self.gated
@@ -309,6 +315,10 @@ class TwoTowerNet(nn.Module):
         total = torch.zeros(n * k, dtype=vec.dtype, device=vec.device)
         total.index_add_(0, slot, hist_weight)
         pooled = pooled / total.clamp_min(1e-9)[:, None]  # an empty pool is zero
+        if self.summed:  # (Q, K, D) pools, each type weighted by softplus(gate[type])
+            assert self.behaviour_gate is not None
+            scale = F.softplus(self.behaviour_gate)[None, :, None]
+            return (pooled.reshape(n, k, -1) * scale).sum(dim=1)
         if pooled_by_type:
             assert self.behaviour_emb is not None
             present = (total > 0).to(vec.dtype)[:, None]
