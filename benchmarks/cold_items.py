@@ -115,6 +115,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="two-tower weights w of a `blend` of the TF-IDF hybrid (w) and `content` (1 - w), "
         "e.g. 0.25,0.5,0.75: one fit, every weight evaluated",
     )
+    parser.add_argument(
+        "--blend-content-set",
+        dest="blend_content",
+        action="append",
+        default=[],
+        help="key=value settings of the blend's `content` component, e.g. popularity_exponent=0",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     set_threads(args.threads)
@@ -147,7 +154,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         weights = [float(w) for w in filter(None, args.blend_weights.split(","))]
         if weights:
             t0 = time.perf_counter()
-            blend = get_model("blend", models=("twotower", "content"), params=(tower, {}))
+            content = parse_sets(args.blend_content)
+            blend = get_model("blend", models=("twotower", "content"), params=(tower, content))
             blend.fit(train, trainer=Trainer(progress=False))
             fit_s = round(time.perf_counter() - t0, 1)
             for w in weights:
