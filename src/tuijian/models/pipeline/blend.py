@@ -18,16 +18,20 @@ import copy
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from pydantic import Field, model_validator
 
 from tuijian.data.dataset import Dataset
 from tuijian.data.split import Validation
-from tuijian.errors import ConfigError
 from tuijian.models.base import ModelConfig, Recommender, build_config
+from tuijian.models.pipeline.components import (
+    ScoredByQueries,
+    component,
+    prefixed_state,
+    restored,
+)
 from tuijian.models.query import QueryBatch
-from tuijian.models.registry import get_model, get_model_class, register
+from tuijian.models.registry import register
 
 
 class BlendConfig(ModelConfig):
@@ -72,14 +76,8 @@ def standardized(block: torch.Tensor) -> torch.Tensor:
     return (filled - mean) / std
 
 
-def _component(name: str, params: dict[str, Any]) -> Recommender:
-    if get_model_class(name) is Blend:
-        raise ConfigError("blend: a blend cannot be a component of itself")
-    return get_model(name, **params)
-
-
 @register("blend")
-class Blend(Recommender[BlendConfig]):
+class Blend(ScoredByQueries, Recommender[BlendConfig]):
     """The weighted sum of standardized component scores, with the `recommend` contract.
 
     History-native when every component is: a history given at call time goes to each.
@@ -96,7 +94,7 @@ class Blend(Recommender[BlendConfig]):
     def _fit(self, train: Dataset, *, valid: Validation | None, trainer: Any) -> None:
         cfg = self.config
         models = [
-            _component(name, params)
+            component(name, params, Blend, "blend")
             for name, params in zip(cfg.models, cfg.component_params(), strict=True)
         ]
         self.components = [model.fit(train, valid=valid, trainer=trainer) for model in models]
@@ -108,15 +106,6 @@ class Blend(Recommender[BlendConfig]):
         settings = self.config.model_dump() | {"weights": tuple(weights)}
         out.config = build_config(BlendConfig, settings, {})
         return out
-
-    def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> torch.Tensor:
-        """Blended scores of known users with their training histories."""
-        return self.score_queries(QueryBatch.for_users(self, np.asarray(user_idx)), item_idx)
-
-    def score_history(
-        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
-    ) -> torch.Tensor:
-        return self.score_queries(QueryBatch.from_history(history), item_idx)
 
     def score_queries(
         self, queries: QueryBatch, item_idx: np.ndarray | None = None
@@ -131,21 +120,14 @@ class Blend(Recommender[BlendConfig]):
 
     # ---- persistence: the components travel as prefixed state ------------------------------
     def _get_state(self) -> dict[str, Any]:
-        state = super()._get_state()
-        for k, model in enumerate(self.components):
-            for key, value in model._get_state().items():
-                state[f"{k}.{key}"] = value
-        return state
+        models = {str(k): model for k, model in enumerate(self.components)}
+        return super()._get_state() | prefixed_state(models)
 
     def _set_state(self, state: dict[str, Any]) -> None:
         super()._set_state(state)
         cfg = self.config
-        self.components = []
-        for k, (name, params) in enumerate(zip(cfg.models, cfg.component_params(), strict=True)):
-            model = _component(name, params)
-            model.users_, model.items_, model.seen_ = self.users_, self.items_, self.seen_
-            prefix = f"{k}."
-            model._set_state(
-                {key[len(prefix) :]: v for key, v in state.items() if key.startswith(prefix)}
-            )
-            self.components.append(model)
+        specs = zip(cfg.models, cfg.component_params(), strict=True)
+        self.components = [
+            restored(component(name, params, Blend, "blend"), self, state, str(k))
+            for k, (name, params) in enumerate(specs)
+        ]

@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from pydantic import Field
 
@@ -32,9 +31,15 @@ from tuijian.data.dataset import Dataset
 from tuijian.data.split import Validation
 from tuijian.errors import ConfigError
 from tuijian.models.base import ModelConfig, Recommender
+from tuijian.models.pipeline.components import (
+    ScoredByQueries,
+    component,
+    prefixed_state,
+    restored,
+)
 from tuijian.models.query import QueryBatch
 from tuijian.models.ranking import mask_block, topk_ordered
-from tuijian.models.registry import get_model, get_model_class, register
+from tuijian.models.registry import register
 from tuijian.models.two_tower.features import category_names, item_categories
 
 STAGES = ("retrieval", "ranker")
@@ -59,14 +64,11 @@ class PipelineConfig(ModelConfig):
 
 
 def _stage_model(name: str, params: dict[str, Any], stage: str) -> Recommender:
-    cls = get_model_class(name)
-    if cls is TwoStagePipeline:
-        raise ConfigError(f"pipeline {stage} stage: a pipeline cannot be a stage of itself")
-    return get_model(name, **params)
+    return component(name, params, TwoStagePipeline, f"pipeline {stage} stage")
 
 
 @register("pipeline")
-class TwoStagePipeline(Recommender[PipelineConfig]):
+class TwoStagePipeline(ScoredByQueries, Recommender[PipelineConfig]):
     """Retrieval -> ranking -> business rules, with the `recommend` contract of any model.
 
     History-native when both stages are: a history given at call time goes to both.
@@ -114,15 +116,6 @@ class TwoStagePipeline(Recommender[PipelineConfig]):
         self.allowed_ = allowed
 
     # ---- scoring ---------------------------------------------------------------------------
-    def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> torch.Tensor:
-        """Scores of known users with their training histories (see the module docstring)."""
-        return self.score_queries(QueryBatch.for_users(self, np.asarray(user_idx)), item_idx)
-
-    def score_history(
-        self, history: sp.csr_matrix, item_idx: np.ndarray | None = None
-    ) -> torch.Tensor:
-        return self.score_queries(QueryBatch.from_history(history), item_idx)
-
     def candidate_lists(self, queries: QueryBatch) -> tuple[np.ndarray, torch.Tensor]:
         """(Q, N) retrieval candidates per query (-1 where fewer exist) and the retrieval
         block (Q, I) they were drawn from, rules and the query's hidden items applied."""
@@ -209,23 +202,14 @@ class TwoStagePipeline(Recommender[PipelineConfig]):
 
     # ---- persistence: the stages travel as prefixed state ----------------------------------
     def _get_state(self) -> dict[str, Any]:
-        state = super()._get_state()
-        for stage, model in zip(STAGES, (self.retrieval_stage, self.ranking_stage), strict=True):
-            for key, value in model._get_state().items():
-                state[f"{stage}.{key}"] = value
-        return state
+        models = dict(zip(STAGES, (self.retrieval_stage, self.ranking_stage), strict=True))
+        return super()._get_state() | prefixed_state(models)
 
     def _set_state(self, state: dict[str, Any]) -> None:
         super()._set_state(state)
         cfg = self.config
         specs = ((cfg.retrieval, cfg.retrieval_params), (cfg.ranker, cfg.ranker_params))
-        stages = []
-        for stage, (name, params) in zip(STAGES, specs, strict=True):
-            model = _stage_model(name, params, stage)
-            model.users_, model.items_, model.seen_ = self.users_, self.items_, self.seen_
-            prefix = f"{stage}."
-            model._set_state(
-                {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-            )
-            stages.append(model)
-        self.retrieval_stage, self.ranking_stage = stages
+        self.retrieval_stage, self.ranking_stage = (
+            restored(_stage_model(name, params, stage), self, state, stage)
+            for stage, (name, params) in zip(STAGES, specs, strict=True)
+        )

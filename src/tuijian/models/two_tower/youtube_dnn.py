@@ -325,9 +325,9 @@ class TwoTowerNet(nn.Module):
             pooled = pooled + present * self.behaviour_emb.weight.repeat(n, 1)
         return pooled.reshape(n, k * vec.shape[1])
 
-    def forward(self, batch: Examples) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, D) user vectors and (B + M, D) vectors of the targets then the uniform items."""
-        users = self.users(
+    def batch_users(self, batch: Examples) -> torch.Tensor:
+        """(B, D) user tower output of a batch's histories, features and heads."""
+        return self.users(
             batch.hist_items,
             batch.hist_owner,
             batch.hist_weight,
@@ -335,6 +335,10 @@ class TwoTowerNet(nn.Module):
             batch.hist_event,
             batch.head,
         )
+
+    def forward(self, batch: Examples) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, D) user vectors and (B + M, D) vectors of the targets then the uniform items."""
+        users = self.batch_users(batch)
         return users, self.items(torch.cat([batch.targets, batch.uniform]), batch.id_keep)
 
 
@@ -663,14 +667,7 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
                     history.events[pos],
                     np.full(len(rows), head),
                 )
-                vec = self.module_.users(
-                    batch.hist_items,
-                    batch.hist_owner,
-                    batch.hist_weight,
-                    batch.user_codes,
-                    batch.hist_event,
-                    batch.head,
-                ).float()
+                vec = self.module_.batch_users(batch).float()
                 out.append(F.normalize(vec, dim=-1) if self.config.normalize else vec)
         return torch.cat(out)[:n]
 
