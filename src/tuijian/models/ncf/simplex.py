@@ -171,11 +171,11 @@ class SimpleX(FactorVectors, TorchRecommender[SimpleXConfig]):
             cfg.history_dropout,
         )
 
-    def _bags(self, users: np.ndarray) -> Bags | None:
-        """The training histories of `users` when the model aggregates, else None."""
+    def _bags(self, rows: sp.csr_matrix) -> Bags | None:
+        """Training history `rows` of a batch's users when the model aggregates, else None."""
         if self.config.history_weight >= 1:
             return None
-        return history_bags(self.seen_[users], self.device)
+        return history_bags(rows, self.device)
 
     def prepare_data(self, train: Dataset) -> None:
         """The exact sampler of each user's negatives."""
@@ -208,7 +208,7 @@ class SimpleX(FactorVectors, TorchRecommender[SimpleXConfig]):
                     torch.from_numpy(all_items[lo : lo + cfg.batch_size]).to(self.device),
                     torch.from_numpy(negatives.astype(np.int64)).to(self.device),
                     torch.from_numpy(keep).to(self.device),
-                    self._bags(users),
+                    self._bags(rows),
                 )
             return
         per_draw = max(cfg.batch_size, PAIRS_PER_DRAW // (cfg.n_negatives * cfg.batch_size))
@@ -221,7 +221,7 @@ class SimpleX(FactorVectors, TorchRecommender[SimpleXConfig]):
             n = torch.from_numpy(negatives).to(self.device)
             for lo in range(0, len(users), cfg.batch_size):
                 hi = lo + cfg.batch_size
-                yield u[lo:hi], p[lo:hi], n[lo:hi], None, self._bags(users[lo:hi])
+                yield u[lo:hi], p[lo:hi], n[lo:hi], None, self._bags(self.seen_[users[lo:hi]])
 
     def compute_loss(self, batch: Batch) -> torch.Tensor:
         """The cosine contrastive loss plus L2 on the embeddings the batch touched."""
@@ -270,19 +270,19 @@ class SimpleX(FactorVectors, TorchRecommender[SimpleXConfig]):
         e_u, mixed with the aggregation of the history's items when g < 1."""
         return F.normalize(self._folded(history)[0], dim=-1)
 
-    def _folded(self, history: sp.csr_matrix) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """(unnormalized user vectors (Q, D), ALS vectors (Q, D), factor of the ALS part)."""
+    def _folded(self, history: sp.csr_matrix) -> tuple[torch.Tensor, torch.Tensor]:
+        """(unnormalized user vectors (Q, D), (Q, 1) factor of their ALS part)."""
         unit_items = self.embeddings()[1]
         als = implicit_users(history, unit_items, FOLD_ALPHA, FOLD_L2)
         module = self.module_
         if module.mix is None:
-            return als, als, 1.0
+            return als, torch.ones((len(als), 1), dtype=als.dtype)
         with torch.no_grad():
             norm = float(module.user_emb.weight.norm(dim=-1).mean())
             scale = module.g * norm / als.norm(dim=-1, keepdim=True).clamp_min(1e-12)
             items = module.item_emb.weight.detach()
             pooled = torch.sparse.mm(mean_rows(history, items.device), items)
-            return scale * als + (1 - module.g) * module.mix(pooled), als, scale
+            return scale * als + (1 - module.g) * module.mix(pooled), scale
 
     def item_vectors(self) -> np.ndarray:
         return as_array(self.embeddings()[1])
@@ -298,7 +298,7 @@ class SimpleX(FactorVectors, TorchRecommender[SimpleXConfig]):
         module = self.module_
         if module.mix is None:
             return shares
-        _, _, scale = self._folded(history)
+        _, scale = self._folded(history)
         binary = binary_history(history)
         with torch.no_grad():
             items = module.item_emb.weight.detach()

@@ -148,6 +148,13 @@ class TypedHistory(NamedTuple):
     events: np.ndarray  # (N,) int64 event codes (indices into `event_names_`)
 
 
+def owner_indptr(owner: np.ndarray, n: int) -> np.ndarray:
+    """(n + 1,) int64 CSR row pointer of entries grouped by their (sorted) row `owner`."""
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(owner, minlength=n), out=indptr[1:])
+    return indptr
+
+
 class TwoTowerNet(nn.Module):
     """The user tower (pooled history + user features -> MLP) and the item tower (id +
     categories + text); both return (n, D) vectors."""
@@ -602,8 +609,7 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
         """Known users' training rows, each item with its training event."""
         matrix = self.user_items_
         pos, owner = ragged_rows(matrix.indptr, np.asarray(user_idx, np.int64))
-        indptr = np.zeros(len(user_idx) + 1, np.int64)
-        np.cumsum(np.bincount(owner, minlength=len(user_idx)), out=indptr[1:])
+        indptr = owner_indptr(owner, len(user_idx))
         return TypedHistory(indptr, matrix.indices[pos], matrix.data[pos], self._events_at(pos))
 
     def _query_history(self, queries: QueryBatch) -> TypedHistory:
@@ -633,10 +639,8 @@ class TwoTower(DotProduct, TorchRecommender[TwoTowerConfig]):
             ]
         )
         order = np.argsort(owner, kind="stable")
-        indptr = np.zeros(n + 1, np.int64)
-        np.cumsum(np.bincount(owner, minlength=n), out=indptr[1:])
         return TypedHistory(
-            indptr,
+            owner_indptr(owner, n),
             np.concatenate([base.items, given.items])[order],
             np.concatenate([base.weights, given.weights.astype(np.float32)])[order],
             np.concatenate([base.events, codes])[order],
